@@ -1,0 +1,5 @@
+"""coocook routes (mounted by softfactory/urls.py)."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

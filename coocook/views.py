@@ -1,0 +1,1 @@
+"""coocook HTTP views: thin, over services and selectors."""

@@ -1,0 +1,1 @@
+"""platform_core HTTP views: thin, over services and selectors."""

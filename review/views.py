@@ -1,0 +1,1 @@
+"""review HTTP views: thin, over services and selectors."""

@@ -1,0 +1,5 @@
+"""sns routes (mounted by softfactory/urls.py)."""
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

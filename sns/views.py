@@ -1,0 +1,1 @@
+"""sns HTTP views: thin, over services and selectors."""
