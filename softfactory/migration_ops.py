@@ -11,8 +11,6 @@ transactions by design, and a timeout there is exactly what leaves INVALID index
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import ProjectState
@@ -79,7 +77,3 @@ class AddIndexConcurrentlySafely(AddIndexConcurrently):
 
     def describe(self) -> str:
         return f"Create index {self.index.name} concurrently (re-runnable) on {self.model_name}"
-
-    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
-        _, args, kwargs = super().deconstruct()
-        return self.__class__.__name__, args, kwargs

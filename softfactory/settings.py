@@ -181,14 +181,25 @@ AUTH_PASSWORD_VALIDATORS = [
 # --- API --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "platform_core.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "softfactory.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "register": env.str("THROTTLE_REGISTER_RATE", default="60/min"),
+    },
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
+# Failed logins per email (API.md): after N failures within the window, 429 until it ends.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=300)
+
+PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="platform_core.payment_providers.TestProvider")
+PAYMENT_TEST_PROVIDER_DELAY_SECONDS = env.float("PAYMENT_TEST_PROVIDER_DELAY_SECONDS", default=0.0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "SoftFactory API",
     "DESCRIPTION": "CooCook, SNS, Review and the platform core. Contract: API.md.",

@@ -1,0 +1,250 @@
+"""API conventions shared by every app (API.md "Conventions").
+
+* `Pagination`: `?page=1&per_page=12`, strict bounds (400), exact `count`, absolute links,
+  a page past the end is 200 with empty `results`; two queries per page (count + page).
+* `DomainError` and its subclasses: services raise them, `exception_handler` maps them to
+  HTTP with `{"detail", "code"}` bodies (404 and 409 always carry a code).
+* Strict query-parameter parsing (`choice_param`, `decimal_param`, ...): unknown values of
+  `ordering`/`status` are 400; unknown parameters are ignored.
+* `AwareDateTimeField`: timestamps must carry an offset (a naive one is 400).
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils.dateparse import parse_datetime
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+DEFAULT_PER_PAGE = 12
+MAX_PER_PAGE = 100
+PRIMARY_DOWN_RETRY_AFTER = "5"
+
+
+# --- domain errors ----------------------------------------------------------------------
+
+
+class DomainError(Exception):
+    """A rule of the domain refused the request; services raise these, views don't catch them."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+    def __init__(self, detail: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code or self.default_code
+        self.field = field
+
+
+class Invalid(DomainError):
+    """400: the request is well-formed but breaks a rule (past start time, inactive chef...)."""
+
+
+class NotFound(DomainError):
+    """404: the object does not exist or the caller may not see it."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "not_found"
+
+
+class Forbidden(DomainError):
+    """403: the caller can see the object but may not do this."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "permission_denied"
+
+
+class Conflict(DomainError):
+    """409: the request conflicts with the current state (already cancelled, slot taken...)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+class UnprocessableIdempotencyKey(DomainError):
+    """422: an Idempotency-Key reused with a different body."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "idempotency_key_reused"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        if exc.status_code == status.HTTP_400_BAD_REQUEST:
+            return Response({exc.field or "non_field_errors": [exc.detail]}, status=exc.status_code)
+        return Response({"detail": exc.detail, "code": exc.code}, status=exc.status_code)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The primary is down or restarting: tell clients when to retry instead of a 500.
+        response = Response(
+            {"detail": "The database is unavailable; retry shortly.", "code": "database_unavailable"},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = PRIMARY_DOWN_RETRY_AFTER
+        return response
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    data = response.data if response is not None else None
+    if isinstance(exc, exceptions.APIException) and isinstance(data, dict) and "detail" in data and "code" not in data:
+        codes = exc.get_codes()
+        data["code"] = codes if isinstance(codes, str) else exc.default_code
+    return response
+
+
+# --- query parameters -------------------------------------------------------------------
+
+
+def _bad_param(name: str, message: str) -> serializers.ValidationError:
+    return serializers.ValidationError({name: [message]})
+
+
+def int_param(request: Request, name: str, *, default: int, minimum: int, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad_param(name, "A valid integer is required.") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise _bad_param(name, f"Must be {bounds}.")
+    return value
+
+
+def choice_param(request: Request, name: str, choices: Sequence[str], *, default: str | None) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in choices:
+        raise _bad_param(name, f"Unknown value {raw[:50]!r}; choose one of: {', '.join(choices)}.")
+    return raw
+
+
+def decimal_param(
+    request: Request, name: str, *, minimum: decimal.Decimal, maximum: decimal.Decimal
+) -> decimal.Decimal | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = decimal.Decimal(raw)
+    except decimal.InvalidOperation:
+        raise _bad_param(name, "A valid number is required.") from None
+    if not value.is_finite() or value < minimum or value > maximum:
+        raise _bad_param(name, f"Must be between {minimum} and {maximum}.")
+    return value
+
+
+def text_param(request: Request, name: str, *, max_length: int = 100) -> str | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    value = raw.strip()
+    if len(value) > max_length:
+        raise _bad_param(name, f"At most {max_length} characters.")
+    if "\x00" in value:
+        raise _bad_param(name, "Null characters are not allowed.")
+    return value or None
+
+
+# --- pagination -------------------------------------------------------------------------
+
+
+class Pagination:
+    """`page`/`per_page` pagination with an exact count (API.md)."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.page = int_param(request, "page", default=1, minimum=1, maximum=10_000_000)
+        self.per_page = int_param(request, "per_page", default=DEFAULT_PER_PAGE, minimum=1, maximum=MAX_PER_PAGE)
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    def paginate(self, queryset: QuerySet[Any], *, count: int | None = None) -> tuple[list[Any], int]:
+        """The page's rows and the exact total; pass `count` when it is kept elsewhere."""
+        total = queryset.count() if count is None else count
+        rows = list(queryset[self.offset : self.offset + self.per_page]) if self.offset < total else []
+        return rows, total
+
+    def _link(self, page: int) -> str:
+        params = self.request.query_params.copy()
+        params["page"] = str(page)
+        params["per_page"] = str(self.per_page)
+        return self.request.build_absolute_uri(f"{self.request.path}?{params.urlencode()}")
+
+    def envelope(self, results: list[Any], count: int) -> dict[str, Any]:
+        last_page = max((count + self.per_page - 1) // self.per_page, 1)
+        return {
+            "count": count,
+            "page": self.page,
+            "per_page": self.per_page,
+            "next": self._link(self.page + 1) if self.page < last_page else None,
+            "previous": self._link(min(self.page - 1, last_page)) if self.page > 1 else None,
+            "results": results,
+        }
+
+
+def paginated_response(
+    request: Request,
+    queryset: QuerySet[Any],
+    serializer_class: type[serializers.BaseSerializer[Any]],
+    *,
+    count: int | None = None,
+) -> Response:
+    pagination = Pagination(request)
+    rows, total = pagination.paginate(queryset, count=count)
+    data = serializer_class(rows, many=True, context={"request": request}).data
+    return Response(pagination.envelope(list(data), total))
+
+
+# --- fields -----------------------------------------------------------------------------
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 timestamp that must carry an offset; a naive one is refused (400).
+
+    DRF's own field silently makes naive input aware in TIME_ZONE, so the raw string is
+    checked first.
+    """
+
+    default_error_messages = {
+        "naive": "Timestamps must include a UTC offset, e.g. 2030-01-01T09:00:00+09:00.",
+    }
+
+    def to_internal_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:
+                parsed = None
+            if parsed is not None and parsed.tzinfo is None:
+                self.fail("naive")
+        return super().to_internal_value(value)
+
+
+def money_field(**kwargs: Any) -> serializers.DecimalField:
+    """Money as a two-place decimal string ("120.00")."""
+    kwargs.setdefault("max_digits", 12)
+    kwargs.setdefault("decimal_places", 2)
+    kwargs.setdefault("min_value", decimal.Decimal("0"))
+    return serializers.DecimalField(**kwargs)
+
+
+def booking_time_zone() -> str:
+    return str(settings.BOOKING_TIME_ZONE)
