@@ -119,6 +119,9 @@ def _database(url: str, *, role: str) -> dict:
 
 
 DATABASES = {"default": _database(env.str("DATABASE_URL"), role="primary")}
+# Several suites may share one stack (parallel checkouts, helpers): each names its test database.
+if _test_db_name := env.str("TEST_DATABASE_NAME", default=""):
+    DATABASES["default"]["TEST"] = {"NAME": _test_db_name}
 for _index, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1):
     DATABASES[f"replica_{_index}"] = _database(_url, role="replica")
 REPLICA_ALIASES = [alias for alias in DATABASES if alias != "default"]

@@ -66,3 +66,38 @@ def clean_redis() -> None:
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def user(db):
+    from tests.platform_core.factories import UserFactory
+
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user(db):
+    from tests.platform_core.factories import UserFactory
+
+    return UserFactory()
+
+
+@pytest.fixture
+def staff_user(db):
+    from tests.platform_core.factories import StaffFactory
+
+    return StaffFactory()
+
+
+@pytest.fixture
+def client_for():
+    """`client_for(user)` -> an APIClient sending that user's fresh token; None -> anonymous."""
+    from tests.platform_core.factories import token_for
+
+    def make(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token_for(user)}")
+        return client
+
+    return make
