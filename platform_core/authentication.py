@@ -1,17 +1,83 @@
-"""Token authentication: `Authorization: Token <key>`, one token per login, stored hashed."""
+"""Token authentication: `Authorization: Token <key>`, one token per login, stored hashed.
+
+Tokens are cached in Redis (set at login, deleted at logout and when the user changes, read
+from the primary on a miss), so checking a token neither reads a replica that may not have
+the new token yet nor loads the primary on every request.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import SESSION_KEY
+from django.core.cache import cache
+from django.http import HttpRequest
 from rest_framework import authentication, exceptions
 
 from platform_core.models import AuthToken, User, hash_token_key
 from softfactory.db_router import use_primary
 
+TOKEN_CACHE_SECONDS = 300
+_USER_FIELDS = ("id", "email", "name", "is_staff", "is_superuser", "is_active")
+
+
+def token_cache_key(key_hash: str) -> str:
+    return f"auth:token:{key_hash}"
+
+
+def cache_token(token: AuthToken) -> dict[str, Any]:
+    entry = {"token_id": token.pk, **{f: getattr(token.user, f) for f in _USER_FIELDS}}
+    cache.set(token_cache_key(token.key_hash), entry, timeout=TOKEN_CACHE_SECONDS)
+    return entry
+
+
+def forget_tokens(key_hashes: list[str]) -> None:
+    if key_hashes:
+        cache.delete_many([token_cache_key(h) for h in key_hashes])
+
+
+def _token_entry(request: HttpRequest | None, key: str) -> dict[str, Any] | None:
+    """The cached token (memoised on the request: routing and DRF both ask), else the primary's row."""
+    memo: dict[str, Any] = getattr(request, "_softfactory_tokens", {}) if request is not None else {}
+    if key in memo:
+        return memo[key]
+    key_hash = hash_token_key(key)
+    entry = cache.get(token_cache_key(key_hash))
+    if entry is None:
+        with use_primary():  # a token made a moment ago may not be on a replica yet
+            token = AuthToken.objects.select_related("user").filter(key_hash=key_hash).first()
+        entry = cache_token(token) if token is not None else None
+    if request is not None:
+        memo[key] = entry
+        request._softfactory_tokens = memo  # type: ignore[attr-defined]
+    return entry
+
+
+def _token_from_header(request: HttpRequest) -> str | None:
+    parts = request.headers.get("Authorization", "").split()
+    if len(parts) == 2 and parts[0].lower() == "token":
+        return parts[1]
+    return None
+
+
+def routing_client_id(request: HttpRequest) -> int | None:
+    """Who the client is, for read-your-writes: from its token or its session, never a replica."""
+    key = _token_from_header(request)
+    if key is not None:
+        entry = _token_entry(request, key)
+        return int(entry["id"]) if entry else None
+    session = getattr(request, "session", None)
+    if session is not None:
+        raw = session.get(SESSION_KEY)
+        try:
+            return int(raw) if raw is not None else None
+        except (TypeError, ValueError):
+            return None
+    return None
+
 
 class TokenAuthentication(authentication.TokenAuthentication):
-    """DRF's header parsing, our hashed, per-login tokens.
+    """DRF's header parsing over our hashed, per-login, cached tokens.
 
     Listed before session authentication, so an anonymous request gets 401 with
     `WWW-Authenticate: Token`.
@@ -19,15 +85,23 @@ class TokenAuthentication(authentication.TokenAuthentication):
 
     model = AuthToken
 
+    def authenticate(self, request: Any) -> tuple[User, AuthToken] | None:
+        self._request = request._request
+        return super().authenticate(request)
+
     def authenticate_credentials(self, key: str) -> tuple[User, AuthToken]:
-        # A token made a moment ago may not have reached a replica yet.
-        with use_primary():
-            token = AuthToken.objects.select_related("user").filter(key_hash=hash_token_key(key)).first()
-        if token is None:
+        entry = _token_entry(getattr(self, "_request", None), key)
+        if entry is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        if not token.user.is_active:
+        if not entry["is_active"]:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        return token.user, token
+        user = User(**{f: entry[f] for f in _USER_FIELDS})
+        user._state.adding = False
+        user._state.db = "default"
+        token = AuthToken(id=entry["token_id"], user=user, key_hash=hash_token_key(key))
+        token._state.adding = False
+        token._state.db = "default"
+        return user, token
 
     def authenticate_header(self, request: Any) -> str:
         return self.keyword

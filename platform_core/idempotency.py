@@ -55,7 +55,8 @@ def idempotent(view_method: V) -> V:
             return view_method(self, request, *args, **kwargs)
         if not 1 <= len(key) <= MAX_KEY_LENGTH:
             raise serializers.ValidationError({HEADER: [f"Must be 1 to {MAX_KEY_LENGTH} characters."]})
-        user_id, method, path = request.user.pk, request.method or "", request.path
+        user_id: int = request.user.pk  # type: ignore[assignment]  # idempotent views require a user
+        method, path = request.method or "", request.path
         request_hash = _request_hash(request.data)
         with transaction.atomic():
             with connection.cursor() as cursor:

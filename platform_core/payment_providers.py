@@ -48,7 +48,7 @@ class TestProvider:
 
 @cache
 def _provider_class(path: str) -> type[PaymentProvider]:
-    return import_string(path)  # type: ignore[no-any-return]
+    return import_string(path)
 
 
 def get_provider() -> PaymentProvider:

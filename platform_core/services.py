@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from platform_core import payables
+from platform_core.authentication import cache_token, forget_tokens
 from platform_core.models import AuthToken, Payment, User, hash_token_key
 from platform_core.payment_providers import PaymentDeclined, get_provider
 from softfactory.api import Conflict, Invalid, NotFound
@@ -76,14 +77,16 @@ def login_failure_record(*, email: str) -> None:
 def token_create(*, user: User) -> str:
     """A new API token for one login; returns the raw key (only its hash is stored)."""
     key = AuthToken.new_key()
-    AuthToken.objects.create(user=user, key_hash=hash_token_key(key))
+    token = AuthToken.objects.create(user=user, key_hash=hash_token_key(key))
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    cache_token(token)
     return key
 
 
 def token_revoke(*, token: AuthToken) -> None:
     """Revoke exactly this token; the user's other logins keep working."""
     AuthToken.objects.filter(pk=token.pk).delete()
+    forget_tokens([token.key_hash])  # now, not only after commit: the next request must fail
 
 
 # --- payments ---------------------------------------------------------------------------

@@ -92,7 +92,8 @@ class MeView(APIView):
 
     @extend_schema(responses={200: MeSerializer, 401: ERRORS[401]})
     def get(self, request: Request) -> Response:
-        return Response(MeSerializer(request.user).data)
+        user: User = request.user  # type: ignore[assignment]
+        return Response(MeSerializer(user).data)
 
 
 class PaymentViewSet(viewsets.ViewSet):

@@ -37,7 +37,7 @@ PRIMARY_DOWN_RETRY_AFTER = "5"
 class DomainError(Exception):
     """A rule of the domain refused the request; services raise these, views don't catch them."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_code = "invalid"
 
     def __init__(self, detail: str, *, code: str | None = None, field: str | None = None) -> None:
@@ -86,17 +86,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"detail": exc.detail, "code": exc.code}, status=exc.status_code)
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The primary is down or restarting: tell clients when to retry instead of a 500.
-        response = Response(
+        unavailable = Response(
             {"detail": "The database is unavailable; retry shortly.", "code": "database_unavailable"},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
-        response["Retry-After"] = PRIMARY_DOWN_RETRY_AFTER
-        return response
+        unavailable["Retry-After"] = PRIMARY_DOWN_RETRY_AFTER
+        return unavailable
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
-    response = drf_exception_handler(exc, context)
+    response: Response | None = drf_exception_handler(exc, context)
     data = response.data if response is not None else None
     if isinstance(exc, exceptions.APIException) and isinstance(data, dict) and "detail" in data and "code" not in data:
         codes = exc.get_codes()

@@ -1,17 +1,23 @@
 """Read/write routing between the primary (`default`) and the replicas (`replica_1..n`).
 
-Decision order for a read (the first that applies wins):
+Decision order for a read (the first rule that applies wins; docs/ROUTING.md):
 
-1. no replicas configured, or routing switched off (REPLICA_ROUTING_ENABLED) -> primary
-2. a primary hint: `use_primary()` (nestable; context manager and decorator)  -> primary
-3. inside `atomic()` on the primary                                           -> primary
-4. the request's method is unsafe (POST/PUT/PATCH/DELETE)                     -> primary
-5. this request or task already wrote                                         -> primary
-6. otherwise one replica, chosen once and kept for the whole request or task.
+1. no replicas, or routing switched off (REPLICA_ROUTING_ENABLED=False)   -> primary
+2. `use_primary()` (nestable; context manager and decorator), session rows  -> primary
+3. inside `atomic()` on the primary                                         -> primary
+4. the request's method is unsafe (POST/PUT/PATCH/DELETE)                   -> primary
+5. this request or task already wrote                                       -> primary
+6. a replica was already chosen for this request or task                    -> that one
+7. the client's read-your-writes position can't be read (Redis down)        -> primary
+8. no replica is usable (down, paused, promoted, lagging; breaker open);
+   when every replica merely lags, the lag limits are relaxed once (x2)    -> primary
+9. the client's position isn't replayed on any usable replica               -> primary
+10. otherwise one usable (caught-up) replica, kept for the whole request or task.
 
-Writes, `select_for_update()` and migrations always go to the primary. State lives in a
-ContextVar scoped by `routing_scope()` (the middleware opens one per request), so nothing
-leaks from one request into the next one served by the same thread. docs/ROUTING.md has more.
+Read-your-writes: when a request or task that wrote ends, the primary's
+`pg_current_wal_insert_lsn()` is recorded for its client (Redis per user, a signed cookie for
+anonymous clients and logins; see `softfactory.positions`). Writes, `select_for_update()` and
+migrations always go to the primary. State lives in a ContextVar scoped by `routing_scope()`.
 """
 
 from __future__ import annotations
@@ -22,18 +28,27 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse
+
+from softfactory import metrics
+from softfactory.replicas import monitor
 
 PRIMARY = "default"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Rows that must be fresh whoever reads them; they are read rarely (cache misses).
+PRIMARY_APPS = frozenset({"sessions"})
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+class PositionUnavailable(Exception):
+    """The client's read-your-writes position could not be read."""
 
 
 @dataclass
@@ -44,11 +59,26 @@ class RoutingState:
     wrote: bool = False
     primary_depth: int = 0
     replica: str | None = None
+    # The WAL position (as an integer) the client must see, resolved lazily on the first read.
+    required_lsn: int | None = None
+    position_loader: Callable[[], int | None] | None = None
+    position_resolved: bool = False
+    on_all_caught_up: Callable[[], None] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def required_position(self) -> int | None:
+        if not self.position_resolved:
+            self.position_resolved = True
+            if self.position_loader is not None:
+                loaded = self.position_loader()  # may raise PositionUnavailable
+                if loaded is not None:
+                    self.required_lsn = max(self.required_lsn or 0, loaded)
+        return self.required_lsn
 
 
 _state: ContextVar[RoutingState | None] = ContextVar("softfactory_routing_state", default=None)
 
-# Decisions by (alias, reason); readable in tests, exported as metrics by the operations work.
+# Decisions by (alias, reason); readable in tests, exported as softfactory_db_route_total.
 decisions: Counter[tuple[str, str]] = Counter()
 
 
@@ -61,11 +91,17 @@ def current_state() -> RoutingState:
 
 
 @contextlib.contextmanager
-def routing_scope(*, unsafe_method: bool = False) -> Iterator[RoutingState]:
+def routing_scope(
+    *,
+    unsafe_method: bool = False,
+    required_lsn: int | None = None,
+    position_loader: Callable[[], int | None] | None = None,
+) -> Iterator[RoutingState]:
     """A fresh routing state for one request or task, always discarded at the end."""
-    token = _state.set(RoutingState(unsafe_method=unsafe_method))
+    state = RoutingState(unsafe_method=unsafe_method, required_lsn=required_lsn, position_loader=position_loader)
+    token = _state.set(state)
     try:
-        yield _state.get()  # type: ignore[misc]
+        yield state
     finally:
         _state.reset(token)
 
@@ -82,7 +118,7 @@ class use_primary(contextlib.ContextDecorator):  # noqa: N801 - reads like a sta
 
 
 def primary_view(view: F) -> F:
-    """Decorator for a view whose reads must all come from the primary."""
+    """Decorator for a view (function or method) whose reads must all come from the primary."""
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -92,32 +128,55 @@ def primary_view(view: F) -> F:
     return wrapped  # type: ignore[return-value]
 
 
-def replica_aliases() -> list[str]:
-    return list(settings.REPLICA_ALIASES)
-
-
 def _decide(alias: str, reason: str) -> str:
     decisions[(alias, reason)] += 1
+    metrics.DB_ROUTE.labels(alias, reason).inc()
     return alias
+
+
+def choose_read_alias(model: type[Model] | None = None) -> str:
+    if not settings.REPLICA_ALIASES or not settings.REPLICA_ROUTING_ENABLED:
+        return _decide(PRIMARY, "no_replicas")
+    state = current_state()
+    if state.primary_depth > 0 or (model is not None and model._meta.app_label in PRIMARY_APPS):
+        return _decide(PRIMARY, "forced")
+    if connections[PRIMARY].in_atomic_block:
+        return _decide(PRIMARY, "atomic")
+    if state.unsafe_method:
+        return _decide(PRIMARY, "unsafe_method")
+    if state.wrote:
+        return _decide(PRIMARY, "wrote")
+    if state.replica is not None:
+        return _decide(state.replica, "chosen" if state.replica != PRIMARY else "pinned")
+    state.replica = PRIMARY  # whatever happens below, this request keeps its answer
+    try:
+        required = state.required_position()
+    except PositionUnavailable:
+        metrics.ROUTING_POSITION_ERRORS.labels("read").inc()
+        return _decide(PRIMARY, "position_unknown")
+    candidates = monitor.usable()
+    reason = "replica"
+    if not candidates:
+        candidates = monitor.usable(max_lag_factor=2.0)
+        reason = "replica_relaxed"
+    if not candidates:
+        return _decide(PRIMARY, "no_usable_replica")
+    if required:
+        caught_up = monitor.caught_up(candidates, required)
+        if not caught_up:
+            return _decide(PRIMARY, "not_caught_up")
+        if len(caught_up) == len(settings.REPLICA_ALIASES) and state.on_all_caught_up is not None:
+            state.on_all_caught_up()
+        candidates = caught_up
+    state.replica = random.choice(candidates)
+    return _decide(state.replica, reason)
 
 
 class PrimaryReplicaRouter:
     def db_for_read(self, model: type[Model], **hints: Any) -> str:
-        replicas = replica_aliases()
-        if not replicas or not settings.REPLICA_ROUTING_ENABLED:
-            return _decide(PRIMARY, "no_replicas")
-        state = current_state()
-        if state.primary_depth > 0:
+        if hints.get("primary"):
             return _decide(PRIMARY, "forced")
-        if connections[PRIMARY].in_atomic_block:
-            return _decide(PRIMARY, "atomic")
-        if state.unsafe_method:
-            return _decide(PRIMARY, "unsafe_method")
-        if state.wrote:
-            return _decide(PRIMARY, "wrote")
-        if state.replica is None:
-            state.replica = random.choice(replicas)
-        return _decide(state.replica, "replica")
+        return choose_read_alias(model)
 
     def db_for_write(self, model: type[Model], **hints: Any) -> str:
         current_state().wrote = True
@@ -130,12 +189,38 @@ class PrimaryReplicaRouter:
         return db == PRIMARY
 
 
-class RoutingMiddleware:
-    """Opens one routing scope per request; unsafe methods read from the primary throughout."""
+def retry_read(fn: Callable[[], T]) -> T:
+    """Run a read-only callable; if its replica fails mid-query, retry it once elsewhere.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    Only for code paths that are read-only and outside a transaction: the router can't re-run
+    a query by itself, but the caller can.
+    """
+    state = current_state()
+    try:
+        return fn()
+    except DatabaseError:
+        alias = state.replica
+        if alias in (None, PRIMARY) or connections[PRIMARY].in_atomic_block or alias not in settings.REPLICA_ALIASES:
+            raise
+        monitor.report_failure(alias)
+        connections[alias].close()
+        state.replica = None
+        return fn()
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        with routing_scope(unsafe_method=request.method not in SAFE_METHODS):
-            return self.get_response(request)
+
+def capture_position() -> dict[str, Any]:
+    """Routing state to carry into a Celery task: the position its reads must see."""
+    from softfactory import positions
+
+    state = current_state()
+    lsn = positions.primary_position() if state.wrote else state.required_lsn
+    return {"required_lsn": lsn}
+
+
+@contextlib.contextmanager
+def restored_scope(carried: dict[str, Any] | None) -> Iterator[RoutingState]:
+    """A task's routing scope, starting from the position its sender carried."""
+    required = (carried or {}).get("required_lsn")
+    with routing_scope(required_lsn=int(required) if required else None) as state:
+        state.position_resolved = True
+        yield state

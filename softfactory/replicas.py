@@ -7,12 +7,17 @@ health cache (docs/ROUTING.md).
 
 from __future__ import annotations
 
+import random
+import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg2
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
+
+from softfactory import metrics
 
 PROBE_CONNECT_TIMEOUT = 1
 PROBE_STATEMENT_TIMEOUT_MS = 500
@@ -106,3 +111,164 @@ def probe_replica(alias: str, primary_lsn: str | None) -> ReplicaHealth:
 def probe_all() -> tuple[str | None, list[ReplicaHealth]]:
     primary_lsn = primary_insert_lsn()
     return primary_lsn, [probe_replica(alias, primary_lsn) for alias in settings.REPLICA_ALIASES]
+
+
+# --- the router's view of the replicas ---------------------------------------------------
+
+
+def parse_lsn(lsn: str) -> int:
+    """'16/B374D848' -> a 64-bit integer; WAL positions compare as numbers, never as strings."""
+    high, _, low = lsn.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def format_lsn(value: int) -> str:
+    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
+
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+BREAKER_STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+
+
+@dataclass
+class ReplicaView:
+    """What one process knows about one replica: its last probe and its circuit breaker."""
+
+    alias: str
+    health: ReplicaHealth | None = None
+    checked_at: float = float("-inf")
+    replay_lsn: int = 0
+    replay_checked_at: float = float("-inf")
+    breaker: str = CLOSED
+    failures: int = 0
+    open_until: float = 0.0
+
+    def fresh_enough(self, *, max_lag_factor: float = 1.0) -> bool:
+        if self.breaker == OPEN or self.health is None:
+            return False
+        h = self.health
+        if h.state in ("down", "promoted", "paused"):
+            return False
+        if h.state == "streaming":
+            return True
+        # "lagging": usable only when the limits are relaxed and it is within them.
+        if max_lag_factor <= 1.0 or h.lag_seconds is None:
+            return False
+        within_seconds = h.lag_seconds <= settings.REPLICA_MAX_LAG_SECONDS * max_lag_factor
+        within_bytes = h.lag_bytes is None or h.lag_bytes <= settings.REPLICA_MAX_LAG_BYTES * max_lag_factor
+        return within_seconds and within_bytes
+
+
+class ReplicaMonitor:
+    """Per-process health, lag and circuit breakers of the replicas, checked lazily.
+
+    A replica is probed at most once per REPLICA_CHECK_INTERVAL_SECONDS (on a fresh
+    short-timeout connection, see `probe_replica`). A failed probe, connect or query opens its
+    breaker for a jittered, growing cool-down; after it the next probe is the half-open trial.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Any = None,
+        prober: Any = None,
+        primary_lsn: Any = None,
+    ) -> None:
+        self.clock = clock or time.monotonic
+        self.prober = prober or probe_replica
+        self.primary_lsn = primary_lsn or primary_insert_lsn
+        self.views: dict[str, ReplicaView] = {}
+        self.lock = threading.Lock()
+
+    def view(self, alias: str) -> ReplicaView:
+        if alias not in self.views:
+            self.views[alias] = ReplicaView(alias)
+        return self.views[alias]
+
+    def _due(self, view: ReplicaView, now: float) -> bool:
+        if view.breaker == OPEN:
+            return now >= view.open_until
+        return now - view.checked_at >= settings.REPLICA_CHECK_INTERVAL_SECONDS
+
+    def refresh(self) -> None:
+        now = self.clock()
+        stale = [self.view(a) for a in settings.REPLICA_ALIASES if self._due(self.view(a), now)]
+        if not stale or not self.lock.acquire(blocking=False):
+            return  # fresh enough, or another thread of this process is probing right now
+        try:
+            primary_lsn = self.primary_lsn()
+            for view in stale:
+                if view.breaker == OPEN:
+                    view.breaker = HALF_OPEN
+                self._record(view, self.prober(view.alias, primary_lsn), self.clock())
+        finally:
+            self.lock.release()
+
+    def _record(self, view: ReplicaView, health: ReplicaHealth, now: float) -> None:
+        view.health = health
+        view.checked_at = now
+        if health.state == "down":
+            self._open(view, now)
+        else:
+            view.breaker, view.failures = CLOSED, 0
+            if health.replay_lsn:
+                view.replay_lsn, view.replay_checked_at = parse_lsn(health.replay_lsn), now
+        self._export(view)
+
+    def _open(self, view: ReplicaView, now: float) -> None:
+        view.failures += 1
+        cooldown = min(settings.REPLICA_BREAKER_COOLDOWN_SECONDS * 2 ** (view.failures - 1), 30.0)
+        view.breaker = OPEN
+        view.open_until = now + cooldown * random.uniform(1.0, 1.5)  # jitter: workers don't retry in step
+        metrics.REPLICA_FAILURES.labels(view.alias).inc()
+
+    def report_failure(self, alias: str) -> None:
+        """A connect or query on this replica failed: stop using it until a probe says otherwise."""
+        view = self.view(alias)
+        if view.breaker != OPEN:
+            self._open(view, self.clock())
+            view.health = ReplicaHealth(alias, "down", error="connection or query failed")
+            self._export(view)
+
+    def _export(self, view: ReplicaView) -> None:
+        metrics.REPLICA_BREAKER_STATE.labels(view.alias).set(BREAKER_STATE_VALUE[view.breaker])
+        if view.health is not None and view.health.lag_seconds is not None:
+            metrics.REPLICA_LAG_SECONDS.labels(view.alias).set(view.health.lag_seconds)
+        if view.health is not None and view.health.lag_bytes is not None:
+            metrics.REPLICA_LAG_BYTES.labels(view.alias).set(view.health.lag_bytes)
+
+    def usable(self, *, max_lag_factor: float = 1.0) -> list[str]:
+        self.refresh()
+        return [a for a in settings.REPLICA_ALIASES if self.view(a).fresh_enough(max_lag_factor=max_lag_factor)]
+
+    def caught_up(self, aliases: list[str], required: int) -> list[str]:
+        """The aliases whose replay position has reached `required`, each at most ~100 ms old."""
+        ready = []
+        for alias in aliases:
+            view = self.view(alias)
+            if view.replay_lsn < required and self.clock() - view.replay_checked_at > REPLAY_POSITION_MAX_AGE:
+                self._refresh_replay(view)
+            if view.replay_lsn >= required:
+                ready.append(alias)
+        return ready
+
+    def _refresh_replay(self, view: ReplicaView) -> None:
+        try:
+            with connections[view.alias].cursor() as cursor:
+                cursor.execute("SELECT pg_last_wal_replay_lsn()::text")
+                (lsn,) = cursor.fetchone()
+        except DatabaseError:
+            self.report_failure(view.alias)
+            return
+        if lsn:
+            view.replay_lsn, view.replay_checked_at = parse_lsn(lsn), self.clock()
+
+    def substitutes(self, failed: str) -> list[str]:
+        """Where a read meant for `failed` can go instead: other usable replicas, then the primary."""
+        others = [a for a in self.usable() if a != failed]
+        random.shuffle(others)
+        return [*others, "default"]
+
+
+REPLAY_POSITION_MAX_AGE = 0.1
+monitor = ReplicaMonitor()

@@ -57,7 +57,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "softfactory.db_router.RoutingMiddleware",
+    "softfactory.positions.RoutingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -127,6 +127,11 @@ for _index, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), sta
 REPLICA_ALIASES = [alias for alias in DATABASES if alias != "default"]
 DATABASE_ROUTERS = ["softfactory.db_router.PrimaryReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# `manage.py migrate` runs with these on its session (docs/MIGRATIONS.md): a statement that
+# queues for a lock behind an open transaction fails after MIGRATION_LOCK_TIMEOUT instead of
+# stalling every query queued behind it; concurrent index builds run without either.
+MIGRATION_LOCK_TIMEOUT = env.str("MIGRATION_LOCK_TIMEOUT", default="5s")
+MIGRATION_STATEMENT_TIMEOUT = env.str("MIGRATION_STATEMENT_TIMEOUT", default="5min")
 
 # --- Redis: cache, sessions, broker -----------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")
@@ -218,6 +223,14 @@ SPECTACULAR_SETTINGS = {
 REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=1.0)
 REPLICA_MAX_LAG_BYTES = env.int("REPLICA_MAX_LAG_BYTES", default=16 * 1024 * 1024)
 REPLICA_ROUTING_ENABLED = env.bool("REPLICA_ROUTING_ENABLED", default=True)
+REPLICA_CHECK_INTERVAL_SECONDS = env.float("REPLICA_CHECK_INTERVAL_SECONDS", default=1.0)
+REPLICA_BREAKER_COOLDOWN_SECONDS = env.float("REPLICA_BREAKER_COOLDOWN_SECONDS", default=2.0)
+# Must outlive the relaxed lag limit (2 x REPLICA_MAX_LAG_SECONDS), so a write is never forgotten
+# while a replica that hasn't replayed it could still be chosen.
+REPLICA_POSITION_TTL_SECONDS = env.int("REPLICA_POSITION_TTL_SECONDS", default=30)
+REPLICA_POSITION_COOKIE = env.str("REPLICA_POSITION_COOKIE", default="sf_rr")
+# Maps a request to its user id for read-your-writes, without a replica read (token cache, session).
+ROUTING_CLIENT_RESOLVER = "platform_core.authentication.routing_client_id"
 METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=["127.0.0.1", "::1"])
 
 LANGUAGE_CODE = "en-us"

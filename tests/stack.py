@@ -80,3 +80,33 @@ def server_stopped(name: str, *, mode: str = "fast") -> Iterator[None]:
     finally:
         run_stack("start")
         close_all_connections()
+
+
+def admin_sql(server: str, sql: str) -> Any:
+    """Run SQL as the superuser on one server of the suite's stack (pause replay, settings...)."""
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", port=stack_state()["ports"][server], user="postgres", dbname="postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchone() if cursor.description else None
+    finally:
+        conn.close()
+
+
+@contextmanager
+def replay_paused(*servers: str) -> Iterator[None]:
+    """Pause WAL replay on replicas for the block: they fall behind while still streaming."""
+    for server in servers:
+        admin_sql(server, "SELECT pg_wal_replay_pause()")
+    try:
+        yield
+    finally:
+        for server in servers:
+            admin_sql(server, "SELECT pg_wal_replay_resume()")
+
+
+def port_of(server: str) -> int:
+    return int(stack_state()["ports"][server])

@@ -5,7 +5,10 @@ exports query and connection metrics, and adds what replica routing needs:
 
 * a guard on replica connections that refuses anything but reads, loudly, before the server
   does (a replica would answer SQLSTATE 25006, which is easy to misread as a routing accident);
-* a single place to wrap connecting, where the router's failover hooks in (docs/ROUTING.md).
+* failover at connect time: when a replica can't be reached, its breaker opens and the
+  connection is made to another usable replica, or the primary, instead — the client never
+  sees the dead replica (docs/ROUTING.md). Such a stand-in connection is closed at the end of
+  the request, so the alias goes back to its own server once it recovers.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from django.db import ProgrammingError
+import psycopg2
+from django.db import OperationalError, ProgrammingError, connections
 from django_prometheus.db.backends.postgresql import base as prometheus_base
 
 _READ_STATEMENT = re.compile(r"^\s*\(?\s*(SELECT|SHOW|EXPLAIN|WITH)\b", re.IGNORECASE)
@@ -40,7 +44,14 @@ def _replica_guard(alias: str) -> Callable[..., Any]:
     def guard(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         if not is_read_only_statement(sql):
             raise ReplicaWriteError(f"refusing to run a non-read statement on replica alias {alias!r}: {sql[:120]}")
-        return execute(sql, params, many, context)
+        try:
+            return execute(sql, params, many, context)
+        except OperationalError:
+            # The server went away mid-query: stop choosing it until a probe says it is back.
+            from softfactory.replicas import monitor
+
+            monitor.report_failure(alias)
+            raise
 
     return guard
 
@@ -49,5 +60,33 @@ class DatabaseWrapper(prometheus_base.DatabaseWrapper):
     def __init__(self, settings_dict: dict[str, Any], alias: str = "default") -> None:
         super().__init__(settings_dict, alias)
         self.is_replica = settings_dict.get("ROLE") == "replica"
+        self.stand_in_for: str | None = None
         if self.is_replica:
             self.execute_wrappers.append(_replica_guard(alias))
+
+    def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
+        self.stand_in_for = None
+        try:
+            return super().get_new_connection(conn_params)
+        except psycopg2.OperationalError:
+            if not self.is_replica:
+                raise
+        from softfactory.replicas import monitor
+
+        monitor.report_failure(self.alias)
+        for alias in monitor.substitutes(self.alias):
+            try:
+                connection = super().get_new_connection(connections[alias].get_connection_params())
+            except psycopg2.OperationalError:
+                if alias != "default":
+                    monitor.report_failure(alias)
+                continue
+            self.stand_in_for = alias
+            return connection
+        raise psycopg2.OperationalError(f"replica {self.alias} and every stand-in are unreachable")
+
+    def close_if_unusable_or_obsolete(self) -> None:
+        if self.stand_in_for is not None and self.connection is not None:
+            self.close()
+            return
+        super().close_if_unusable_or_obsolete()
