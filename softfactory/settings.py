@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_celery_beat",
     "platform_core",
     "coocook",
     "sns",
@@ -169,6 +170,22 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 # cached_db: a Redis restart or outage logs nobody out; the database row is the truth.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_CACHE_ALIAS = "sessions"
+
+# --- Celery (docs/SCHEDULING.md) -------------------------------------------------------
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+CELERY_TASK_ACKS_LATE = True  # a task whose worker dies before finishing is delivered again
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # ...also when only its pool child was killed
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # few unstarted messages stranded on a dead worker
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)  # below the SNS claim lease
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+CELERY_TASK_IGNORE_RESULT = True  # state lives in the database rows; no result backend
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
 
 # --- auth -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "platform_core.User"
