@@ -50,7 +50,9 @@ run: migrate static
 	GUNICORN_BIND=127.0.0.1:$$port exec $(VENV)/bin/gunicorn softfactory.wsgi -c gunicorn.conf.py
 
 test: venv stack static
-	@$(WITH_ENV) $(VENV)/bin/pytest $(PYTEST_ARGS)
+	@$(WITH_ENV) $(VENV)/bin/pytest $(PYTEST_ARGS) && \
+		$(PY) manage.py migrate --noinput --verbosity 0 && \
+		$(PY) manage.py check_indexes
 
 lint: venv
 	$(VENV)/bin/ruff check .

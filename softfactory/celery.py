@@ -18,8 +18,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "softfactory.settings")
 POSITION_HEADER = "sf_required_lsn"
 
 
-class RoutedTask(Task):  # type: ignore[misc]
-    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+class RoutedTask(Task):
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:  # type: ignore[override]
         from softfactory.db_router import capture_position
 
         headers = dict(options.pop("headers", None) or {})
