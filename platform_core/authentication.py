@@ -98,9 +98,12 @@ class TokenAuthentication(authentication.TokenAuthentication):
         user = User(**{f: entry[f] for f in _USER_FIELDS})
         user._state.adding = False
         user._state.db = "default"
-        token = AuthToken(id=entry["token_id"], user=user, key_hash=hash_token_key(key))
+        # Built by id first: assigning the relation on an instance with no database would ask the
+        # router for a write database, and that would mark this read-only request as a writer.
+        token = AuthToken(id=entry["token_id"], user_id=user.pk, key_hash=hash_token_key(key))
         token._state.adding = False
         token._state.db = "default"
+        token.user = user
         return user, token
 
     def authenticate_header(self, request: Any) -> str:

@@ -1,5 +1,11 @@
-"""review routes (mounted by softfactory/urls.py)."""
+"""review routes (mounted under /api/review/ by softfactory/urls.py)."""
 
-from django.urls import URLPattern
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list[URLPattern] = []
+from review import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("campaigns", views.CampaignViewSet, basename="campaign")
+router.register("applications", views.ApplicationViewSet, basename="application")
+
+urlpatterns = router.urls

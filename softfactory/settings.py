@@ -214,6 +214,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "softfactory.api.exception_handler",
+    # ASCII-escaped JSON: a lone surrogate echoed back in an error message can't break rendering.
+    "UNICODE_JSON": False,
     "DEFAULT_THROTTLE_RATES": {
         "register": env.str("THROTTLE_REGISTER_RATE", default="60/min"),
     },

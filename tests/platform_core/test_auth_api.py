@@ -154,3 +154,16 @@ def test_registrations_are_throttled_per_client_address(api_client, settings):
 
 def test_paths_with_a_trailing_slash_are_404(client_for, user):
     assert client_for(user).get("/api/auth/me/").status_code == 404
+
+
+def test_a_token_authenticated_read_is_not_counted_as_a_write(client_for, user):
+    from softfactory.db_router import current_state, routing_scope
+
+    client = client_for(user)
+    client.get("/api/auth/me")  # warms the token cache
+    from platform_core.authentication import TokenAuthentication
+
+    with routing_scope():
+        key = client._credentials["HTTP_AUTHORIZATION"].split()[1]
+        TokenAuthentication().authenticate_credentials(key)
+        assert current_state().wrote is False
