@@ -1,5 +1,16 @@
-"""sns routes (mounted by softfactory/urls.py)."""
+"""sns routes (mounted by softfactory/urls.py under /api/sns/)."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, URLResolver, path
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list[URLPattern] = []
+from sns import views
+
+app_name = "sns"
+
+router = SimpleRouter(trailing_slash=False)
+router.register("posts", views.PostViewSet, basename="post")
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("schedule", views.PostScheduleView.as_view(), name="post-schedule"),
+    *router.urls,
+]
