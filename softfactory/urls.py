@@ -19,3 +19,6 @@ urlpatterns = [
     path("api/sns/", include("sns.urls")),
     path("api/review/", include("review.urls")),
 ]
+
+handler404 = "softfactory.api.not_found"
+handler500 = "softfactory.api.server_error"

@@ -167,3 +167,9 @@ def test_a_token_authenticated_read_is_not_counted_as_a_write(client_for, user):
         key = client._credentials["HTTP_AUTHORIZATION"].split()[1]
         TokenAuthentication().authenticate_credentials(key)
         assert current_state().wrote is False
+
+
+def test_unknown_api_paths_answer_json_404(api_client):
+    response = api_client.get("/api/auth/me/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
