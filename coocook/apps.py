@@ -6,4 +6,8 @@ class CoocookConfig(AppConfig):
     verbose_name = "CooCook: private chefs and bookings"
 
     def ready(self) -> None:
-        from coocook import signals  # noqa: F401  (connects receivers)
+        from coocook import services, signals  # noqa: F401  (signals connects receivers)
+        from platform_core import payables
+
+        # Payments learn what a booking costs, and whose it is, through the registry.
+        payables.register(services.BOOKING_PAYABLE, services.booking_payable)

@@ -15,6 +15,7 @@ import decimal
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg2.errors
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
@@ -31,6 +32,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 DEFAULT_PER_PAGE = 12
 MAX_PER_PAGE = 100
 PRIMARY_DOWN_RETRY_AFTER = "5"
+CONFLICT_ERRORS = (psycopg2.errors.DeadlockDetected, psycopg2.errors.SerializationFailure)
 
 
 # --- domain errors ----------------------------------------------------------------------
@@ -86,6 +88,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if exc.status_code == status.HTTP_400_BAD_REQUEST:
             return Response({exc.field or "non_field_errors": [exc.detail]}, status=exc.status_code)
         return Response({"detail": exc.detail, "code": exc.code}, status=exc.status_code)
+    if isinstance(exc, OperationalError) and isinstance(exc.__cause__, CONFLICT_ERRORS):
+        # Deadlocks and serialization failures are races with another writer, not an outage.
+        return Response(
+            {"detail": "The request conflicted with a concurrent change; retry it.", "code": "concurrent_conflict"},
+            status=status.HTTP_409_CONFLICT,
+        )
     if isinstance(exc, (OperationalError, InterfaceError)):
         # The primary is down or restarting: tell clients when to retry instead of a 500.
         unavailable = Response(
