@@ -27,7 +27,7 @@ PROBE_STATEMENT_TIMEOUT_MS = 500
 REPLICA_HEALTH_SQL = """
 SELECT pg_is_in_recovery(),
        pg_last_wal_replay_lsn()::text,
-       pg_get_wal_replay_pause_state(),
+       CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END,  -- errors on a primary
        CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
             ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
        END::float8,
@@ -253,13 +253,19 @@ class ReplicaMonitor:
         return ready
 
     def _refresh_replay(self, view: ReplicaView) -> None:
-        try:
-            with connections[view.alias].cursor() as cursor:
-                cursor.execute("SELECT pg_last_wal_replay_lsn()::text")
-                (lsn,) = cursor.fetchone()
-        except DatabaseError:
-            self.report_failure(view.alias)
-            return
+        lsn = None
+        for attempt in range(2):
+            try:
+                with connections[view.alias].cursor() as cursor:
+                    cursor.execute("SELECT pg_last_wal_replay_lsn()::text")
+                    (lsn,) = cursor.fetchone()
+                break
+            except DatabaseError:
+                # A persistent connection may have died while idle; only a fresh one failing counts.
+                connections[view.alias].close()
+                if attempt:
+                    self.report_failure(view.alias)
+                    return
         if lsn:
             view.replay_lsn, view.replay_checked_at = parse_lsn(lsn), self.clock()
 

@@ -76,13 +76,16 @@ def test_a_writer_never_reads_stale_data_from_a_replica_that_looks_healthy(setti
     wait_for_replay()
     before = db_router.decisions.copy()
     body = writer.get(f"/rw/items/{second}").json()
+    print("after resume:", body, db_router.decisions - before)
     assert body["found"] and body["in_recovery"] is True  # a time-based pin would still say primary
     assert sum(n for a, n in replica_decisions(before).items() if a.startswith("replica_")) >= 1
 
 
-def test_an_anonymous_writer_reads_its_write_through_the_signed_cookie():
+def test_an_anonymous_writer_reads_its_write_through_the_signed_cookie(settings):
     wait_for_replay()
     browser = APIClient()
+    monitor.usable()
+    settings.REPLICA_CHECK_INTERVAL_SECONDS = 3600  # replicas keep looking healthy: only the cookie protects
     with replay_paused("replica_1", "replica_2"):
         item = write(browser, "anon-1")
         assert browser.cookies.get("sf_rr") is not None
@@ -168,19 +171,27 @@ def test_a_replica_with_constant_lag_is_avoided_while_over_the_limit(user):
 def steady_reads(item: int, seconds: float, clients: int, mark: dict) -> list[tuple[float, int]]:
     """Several clients GET in a loop; returns (start time, status) of every request."""
     results: list[tuple[float, int]] = []
+    errors: list[str] = mark.setdefault("errors", [])
     lock = threading.Lock()
 
     def run() -> None:
-        from django.db import connections
+        from django.db import close_old_connections, connections
 
         client = APIClient()
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             started = time.monotonic()
+            # What Django's request_started signal does in a real server (the test client skips it):
+            # persistent connections get their health check before reuse.
+            close_old_connections()
             try:
-                status = client.get(f"/rw/items/{item}").status_code
-            except Exception:
+                response = client.get(f"/rw/items/{item}")
+                status = response.status_code
+                if status != 200:
+                    errors.append(f"{status} {response.content[:200]!r}")
+            except Exception as exc:
                 status = 599
+                errors.append(repr(exc)[:300])
             with lock:
                 results.append((started, status))
             time.sleep(0.01)
@@ -204,23 +215,27 @@ def test_a_replica_stopped_mid_run_costs_at_most_the_requests_in_flight(capsys):
 
     def stopper() -> None:
         time.sleep(1.0)
-        stop_at["t"] = time.monotonic()
+        stop_at["begun"] = time.monotonic()
         run_stack("ctl", "replica_1", "stop", "--mode", "immediate")
+        stop_at["t"] = time.monotonic()  # the server is gone: requests from now on must all succeed
 
     killer = threading.Thread(target=stopper)
     killer.start()
     try:
         results = steady_reads(item, 4.0, clients, mark)
         killer.join()
-        after = [s for t, s in results if t > stop_at["t"] + 0.5]
-        at_the_instant = [s for t, s in results if stop_at["t"] - 0.5 <= t <= stop_at["t"] + 0.5 and s != 200]
+        after = [s for t, s in results if t > stop_at["t"]]
+        at_the_instant = [s for t, s in results if stop_at["begun"] <= t <= stop_at["t"] and s != 200]
         with capsys.disabled():
             print(
                 f"\n[replica stop] {len(results)} requests, {len(after)} started after the stop, "
                 f"{sum(s != 200 for s in after)} of those failed; {len(at_the_instant)} failed at the instant "
                 f"(at most {clients} in flight)"
             )
-        assert after and all(s == 200 for s in after)
+            for error in mark.get("errors", [])[:10]:
+                print("  failure:", error)
+        assert after
+        assert [s for s in after if s != 200] == []
         assert len(at_the_instant) <= clients
         assert monitor.view("replica_1").breaker == OPEN or monitor.view("replica_1").health.state == "down"
     finally:
