@@ -20,3 +20,20 @@ preload_app = True
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 errorlog = "-"
 proc_name = "softfactory"
+
+# Prometheus multiprocess mode (docs/DEPLOYMENT.md): each worker writes its samples to files in
+# PROMETHEUS_MULTIPROC_DIR and /metrics adds them up, so a scrape sees every worker. The directory
+# comes from the start-up environment (prometheus_client reads it at import, before the fork), and
+# the launcher (`make run`, the compose web service) wipes it before each start: files of a previous
+# run would be counted again.
+prometheus_multiproc_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if prometheus_multiproc_dir:
+    os.makedirs(prometheus_multiproc_dir, exist_ok=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A worker exited: drop its live gauges (its counters stay, so totals never go backwards)."""
+    if prometheus_multiproc_dir:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

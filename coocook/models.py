@@ -13,6 +13,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from softfactory.cache import InvalidatingQuerySet
+
 
 class Chef(models.Model):
     """A private chef customers can book by the hour."""
@@ -31,6 +33,9 @@ class Chef(models.Model):
     review_count = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    # update() and bulk writes bump the response cache's namespaces (coocook/signals.py).
+    objects = InvalidatingQuerySet.as_manager()
 
     class Meta:
         constraints: ClassVar = [
@@ -101,6 +106,8 @@ class Review(models.Model):
     rating = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(5)])
     comment = models.TextField(blank=True, max_length=5000)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = InvalidatingQuerySet.as_manager()
 
     class Meta:
         constraints: ClassVar = [

@@ -1,4 +1,9 @@
-"""Reads of coocook: chefs, bookings and reviews, scoped to what the caller may see."""
+"""Reads of coocook: chefs, bookings and reviews, scoped to what the caller may see.
+
+The public reads (chef list, chef detail, a chef's reviews) are also served from the response
+cache (`cached_*`, softfactory.cache, docs/CACHING.md): rendered bytes under keys versioned by
+the `chefs` and `reviews` namespaces, which coocook/signals.py bumps on every write.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,22 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.http import HttpResponse
+from rest_framework.request import Request
 
 from coocook.models import Booking, Chef, Review
 from coocook.permissions import is_staff
+from coocook.serializers import ChefSerializer, ReviewSerializer
 from softfactory.api import NotFound
+from softfactory.cache import CachedRead, CanonicalPagination, Fill
+
+# Response-cache namespaces: what a cached response shows, hence what a write invalidates.
+CHEFS = "chefs"  # every chef field a response shows (list, detail; a chef's visibility)
+REVIEWS = "reviews"  # chefs' reviews
+CHEF_LIST = CachedRead(view="chefs.list", namespaces=(CHEFS,), paginated=True)
+CHEF_DETAIL = CachedRead(view="chefs.detail", namespaces=(CHEFS,))
+# An inactive chef's reviews are 404: the page depends on the chef as well as on its reviews.
+CHEF_REVIEWS = CachedRead(view="chefs.reviews", namespaces=(REVIEWS, CHEFS), paginated=True)
 
 # `ordering` values of the chef list; every ordering ends with `id` ascending (API.md).
 CHEF_ORDERINGS: dict[str, tuple[str, ...]] = {
@@ -79,3 +96,51 @@ def reviews_of_chef(*, chef: Chef) -> QuerySet[Review]:
 def reviews_of_booking(*, booking: Booking) -> QuerySet[Review]:
     """A booking's reviews (at most one), newest first."""
     return Review.objects.filter(booking_id=booking.pk).order_by("-created_at", "id")
+
+
+# --- cached public reads ----------------------------------------------------------------
+
+
+def _page(page: CanonicalPagination | None) -> CanonicalPagination:
+    if page is None:  # only paginated CachedReads call these computations
+        raise TypeError("a paginated read needs its pagination")
+    return page
+
+
+def cached_chef_list(
+    *, request: Request, cuisine: str | None, min_rating: Decimal | None, q: str | None, ordering: str
+) -> HttpResponse:
+    """A page of the chef list from the response cache; it is the same for every caller."""
+    params = {
+        "cuisine": cuisine,
+        "min_rating": min_rating,
+        "q": q,
+        "ordering": None if ordering == DEFAULT_CHEF_ORDERING else ordering,
+    }
+
+    def compute(page: CanonicalPagination | None) -> Fill:
+        chefs = chef_list(cuisine=cuisine, min_rating=min_rating, q=q, ordering=ordering)
+        return Fill(_page(page).page_of(chefs, ChefSerializer))
+
+    return CHEF_LIST.respond(request, params=params, compute=compute)
+
+
+def cached_chef(*, request: Request, chef_id: int) -> HttpResponse:
+    """One chef from the response cache; only active chefs (the same for everyone) are stored."""
+
+    def compute(page: CanonicalPagination | None) -> Fill:
+        chef = chef_visible_to(user=request.user, chef_id=chef_id)
+        # An inactive chef is seen by staff and its own user only: never under the shared key.
+        return Fill(ChefSerializer(chef).data, public=chef.is_active)
+
+    return CHEF_DETAIL.respond(request, params={"id": chef_id}, compute=compute)
+
+
+def cached_chef_reviews(*, request: Request, chef_id: int) -> HttpResponse:
+    """A page of a chef's reviews from the response cache; stored only for active chefs."""
+
+    def compute(page: CanonicalPagination | None) -> Fill:
+        chef = chef_visible_to(user=request.user, chef_id=chef_id)
+        return Fill(_page(page).page_of(reviews_of_chef(chef=chef), ReviewSerializer), public=chef.is_active)
+
+    return CHEF_REVIEWS.respond(request, params={"chef": chef_id}, compute=compute)

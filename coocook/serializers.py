@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_serializer
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from coocook.models import Booking, Chef, Review
@@ -12,6 +12,16 @@ from softfactory.api import money_field
 
 MAX_BIGINT = 2**63 - 1
 MAX_HOURLY_RATE_DIGITS = 10  # Chef.hourly_rate is numeric(10, 2)
+
+
+@extend_schema_field({"type": "string", "pattern": r"^([01][0-9]|2[0-3]):[0-5][0-9]$", "example": "19:00"})
+class HourMinuteField(serializers.TimeField):
+    """A wall-clock time as `HH:MM` (OpenAPI's `format: time` would promise seconds, RFC 3339)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("input_formats", ["%H:%M"])
+        kwargs.setdefault("format", "%H:%M")
+        super().__init__(**kwargs)
 
 
 def _id_field(**kwargs: Any) -> serializers.IntegerField:
@@ -52,9 +62,7 @@ class ChefWriteSerializer(serializers.Serializer[Any]):
 class BookingCreateSerializer(serializers.Serializer[Any]):
     chef_id = _id_field()
     booking_date = serializers.DateField(help_text="Wall-clock date in BOOKING_TIME_ZONE (default Asia/Seoul).")
-    start_time = serializers.TimeField(
-        input_formats=["%H:%M"], format="%H:%M", help_text="HH:MM, wall-clock time in BOOKING_TIME_ZONE."
-    )
+    start_time = HourMinuteField(help_text="HH:MM, wall-clock time in BOOKING_TIME_ZONE.")
     duration_hours = serializers.IntegerField(min_value=1, max_value=12)
     guests = serializers.IntegerField(min_value=1, max_value=20)
     notes = serializers.CharField(max_length=2000, allow_blank=True, required=False, default="")
@@ -62,7 +70,7 @@ class BookingCreateSerializer(serializers.Serializer[Any]):
 
 class BookingSerializer(serializers.ModelSerializer[Booking]):
     chef_id = serializers.IntegerField(read_only=True)
-    start_time = serializers.TimeField(format="%H:%M", read_only=True)
+    start_time = HourMinuteField(read_only=True)
     total_price = money_field(read_only=True)
 
     class Meta:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from coocook.models import Booking, Chef, Review
 from coocook.permissions import can_edit_chef, can_see_booking, is_staff
+from platform_core import notifications
 from platform_core import services as platform_services
 from platform_core.models import User
 from platform_core.payables import Payable
@@ -149,6 +150,13 @@ def booking_create(
         period=DateTimeTZRange(start, end, "[)"),
     )
     _insert_booking(booking)
+    notifications.notify(
+        user_id=user.pk,
+        kind="coocook.booking_confirmed",
+        subject=f"Your booking with {chef.name} is confirmed",
+        body=f"Booking {booking.pk}: {booking_date:%Y-%m-%d} at {start_time:%H:%M} for {duration_hours} h, "
+        f"{guests} guest(s); total {booking.total_price} {booking.currency}.",
+    )
     return booking
 
 
@@ -192,6 +200,12 @@ def booking_cancel(*, booking_id: int, by: Any, now: dt.datetime | None = None) 
     booking.status = Booking.Status.CANCELLED
     booking.save(update_fields=["status"])
     platform_services.payment_refund_for_payable(kind=BOOKING_PAYABLE, payable_id=booking.pk)
+    notifications.notify(
+        user_id=booking.user_id,
+        kind="coocook.booking_cancelled",
+        subject="Your booking is cancelled",
+        body=f"Booking {booking.pk} on {booking.booking_date:%Y-%m-%d} at {booking.start_time:%H:%M} is cancelled.",
+    )
     return booking
 
 

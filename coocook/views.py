@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
@@ -88,19 +89,20 @@ class ChefViewSet(viewsets.ViewSet):
         ],
         responses={200: paginated(ChefSerializer), 400: ERRORS[400], 401: ERRORS[401]},
     )
-    def list(self, request: Request) -> Response:
-        chefs = selectors.chef_list(
+    def list(self, request: Request) -> HttpResponse:
+        # Only these parameters, validated and normalised, reach the cache key (docs/CACHING.md).
+        return selectors.cached_chef_list(
+            request=request,
             cuisine=text_param(request, "cuisine", max_length=50),
             min_rating=decimal_param(request, "min_rating", minimum=MIN_RATING, maximum=MAX_RATING),
             q=text_param(request, "q", max_length=150),
             ordering=choice_param(request, "ordering", list(selectors.CHEF_ORDERINGS), default=None)
             or selectors.DEFAULT_CHEF_ORDERING,
         )
-        return paginated_response(request, chefs, ChefSerializer)
 
     @extend_schema(parameters=[ID_PARAMETER], responses={200: ChefSerializer, 401: ERRORS[401], 404: ERRORS[404]})
-    def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(ChefSerializer(selectors.chef_visible_to(user=request.user, chef_id=_id(pk))).data)
+    def retrieve(self, request: Request, pk: str) -> HttpResponse:
+        return selectors.cached_chef(request=request, chef_id=_id(pk))
 
     @extend_schema(
         request=ChefWriteSerializer,
@@ -147,9 +149,8 @@ class ChefViewSet(viewsets.ViewSet):
         responses={200: paginated(ReviewSerializer), 400: ERRORS[400], 401: ERRORS[401], 404: ERRORS[404]},
     )
     @action(detail=True, methods=["get"])
-    def reviews(self, request: Request, pk: str) -> Response:
-        chef = selectors.chef_visible_to(user=request.user, chef_id=_id(pk))
-        return paginated_response(request, selectors.reviews_of_chef(chef=chef), ReviewSerializer)
+    def reviews(self, request: Request, pk: str) -> HttpResponse:
+        return selectors.cached_chef_reviews(request=request, chef_id=_id(pk))
 
 
 class BookingViewSet(viewsets.ViewSet):

@@ -152,3 +152,45 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"payment {self.pk} {self.amount} {self.currency} ({self.status})"
+
+
+class Notification(models.Model):
+    """An email to send, written in the same transaction as the change it reports (the outbox).
+
+    A worker sends it after commit; a periodic sweep sends whatever a lost message left behind.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=50)
+    subject = models.CharField(max_length=255)
+    body = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "sent", "failed"]), name="notification_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False), name="notification_sent_has_time"
+            ),
+        ]
+        indexes: ClassVar = [
+            # Serves the sweep; only undelivered rows are in it.
+            models.Index(
+                fields=["next_attempt_at", "id"], name="notification_pending_idx", condition=Q(status="pending")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to user {self.user_id} ({self.status})"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from platform_core.models import Payment, User
@@ -50,3 +51,16 @@ class PaymentSerializer(serializers.ModelSerializer[Payment]):
         model = Payment
         fields = ("id", "booking_id", "amount", "currency", "method", "status", "created_at")
         read_only_fields = fields
+
+
+# many=False: a page is one object, even on the `list` action (drf-spectacular would wrap it in an array).
+@extend_schema_serializer(many=False)
+class PaymentPageSerializer(serializers.Serializer[Any]):
+    """A page of payments (softfactory.api.paginated_response), for OpenAPI."""
+
+    count = serializers.IntegerField()
+    page = serializers.IntegerField()
+    per_page = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = PaymentSerializer(many=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate, login, logout
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -21,6 +21,7 @@ from platform_core.serializers import (
     LoginSerializer,
     MeSerializer,
     PaymentCreateSerializer,
+    PaymentPageSerializer,
     PaymentSerializer,
     RegisterSerializer,
     UserSerializer,
@@ -100,7 +101,13 @@ class PaymentViewSet(viewsets.ViewSet):
     permission_classes = [IsAuthenticated]
     lookup_value_regex = "[0-9]+"
 
-    @extend_schema(responses={200: PaymentSerializer(many=True), 400: ERRORS[400], 401: ERRORS[401]})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("page", int, description="1 or more (default 1)."),
+            OpenApiParameter("per_page", int, description="1..100 (default 12)."),
+        ],
+        responses={200: PaymentPageSerializer, 400: ERRORS[400], 401: ERRORS[401]},
+    )
     def list(self, request: Request) -> Response:
         user: User = request.user  # type: ignore[assignment]
         return paginated_response(request, selectors.payments_for(user=user), PaymentSerializer)

@@ -11,6 +11,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from softfactory.cache import InvalidatingQuerySet
+
 
 class Campaign(models.Model):
     """A brand's call for reviewers, open until its deadline or until full."""
@@ -32,6 +34,9 @@ class Campaign(models.Model):
     applicant_count = models.PositiveIntegerField(default=0)
     deadline = models.DateTimeField()
     created_at = models.DateTimeField(default=timezone.now)
+
+    # update() and bulk writes bump the response cache's namespace (review/signals.py).
+    objects = InvalidatingQuerySet.as_manager()
 
     class Meta:
         constraints: ClassVar = [

@@ -1,12 +1,25 @@
-"""Reads of the review app: campaigns (public, drafts for staff) and a user's applications."""
+"""Reads of the review app: campaigns (public, drafts for staff) and a user's applications.
+
+The public campaign list and detail are also served from the response cache (`cached_*`,
+softfactory.cache, docs/CACHING.md) under keys versioned by the `campaigns` namespace, which
+review/signals.py bumps on every write to a campaign (applicant_count included).
+"""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.http import HttpResponse
+from rest_framework.request import Request
 
 from platform_core.models import User
 from review.models import Application, Campaign
+from review.serializers import CampaignSerializer
 from softfactory.api import NotFound
+from softfactory.cache import CachedRead, CanonicalPagination, Fill
+
+CAMPAIGNS = "campaigns"  # response-cache namespace: every campaign field a response shows
+CAMPAIGN_LIST = CachedRead(view="campaigns.list", namespaces=(CAMPAIGNS,), paginated=True)
+CAMPAIGN_DETAIL = CachedRead(view="campaigns.detail", namespaces=(CAMPAIGNS,))
 
 
 def _is_staff(viewer: User | None) -> bool:
@@ -43,3 +56,33 @@ def application_visible_to(*, viewer: User, application_id: int) -> Application:
     if application is None:
         raise NotFound("No such application.")
     return application
+
+
+# --- cached public reads ----------------------------------------------------------------
+
+
+def cached_campaign_list(*, request: Request, status: str, category: str | None, q: str | None) -> HttpResponse:
+    """A page of campaigns in one status from the response cache; drafts (staff only) bypass it."""
+
+    def compute(page: CanonicalPagination | None) -> Fill:
+        if page is None:  # CAMPAIGN_LIST is paginated
+            raise TypeError("a paginated read needs its pagination")
+        campaigns = page.page_of(campaign_list(status=status, category=category, q=q), CampaignSerializer)
+        return Fill(campaigns, public=status != Campaign.Status.DRAFT)
+
+    return CAMPAIGN_LIST.respond(
+        request,
+        params={"status": status, "category": category, "q": q},
+        compute=compute,
+        cacheable=status != Campaign.Status.DRAFT,
+    )
+
+
+def cached_campaign(*, request: Request, viewer: User | None, campaign_id: int) -> HttpResponse:
+    """One campaign from the response cache; drafts (staff only) are never stored."""
+
+    def compute(page: CanonicalPagination | None) -> Fill:
+        campaign = campaign_visible_to(viewer=viewer, campaign_id=campaign_id)
+        return Fill(CampaignSerializer(campaign).data, public=campaign.status != Campaign.Status.DRAFT)
+
+    return CAMPAIGN_DETAIL.respond(request, params={"id": campaign_id}, compute=compute)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from review.models import Application, Campaign
@@ -87,6 +88,7 @@ class ApplicationDecisionSerializer(serializers.Serializer[Any]):
 # --- documentation-only shapes ----------------------------------------------------------
 
 
+# many=False: a page is one object, even on `list` actions (drf-spectacular would wrap it in an array).
 class _PageSerializer(serializers.Serializer[Any]):
     count = serializers.IntegerField()
     page = serializers.IntegerField()
@@ -95,10 +97,12 @@ class _PageSerializer(serializers.Serializer[Any]):
     previous = serializers.URLField(allow_null=True)
 
 
+@extend_schema_serializer(many=False)
 class CampaignPageSerializer(_PageSerializer):
     results = CampaignSerializer(many=True)
 
 
+@extend_schema_serializer(many=False)
 class ApplicationPageSerializer(_PageSerializer):
     results = ApplicationSerializer(many=True)
 

@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from platform_core import notifications
 from platform_core.models import User
 from review.models import Application, Campaign
 from softfactory.api import Conflict, DomainError, Invalid, NotFound
@@ -160,12 +161,21 @@ def campaign_apply(*, campaign_id: int, user: User, message: str = "") -> Applic
         raise Conflict("This campaign has no seats left.", code="campaign_full")
     try:
         with transaction.atomic():
-            return Application.objects.create(campaign_id=campaign_id, user=user, message=message, created_at=now)
+            application = Application.objects.create(
+                campaign_id=campaign_id, user=user, message=message, created_at=now
+            )
     except IntegrityError as exc:
         if _constraint_name(exc) != "application_one_per_user_campaign":
             raise
         # Raising rolls the whole transaction back, seat included.
         raise Conflict("You have already applied to this campaign.", code="already_applied") from exc
+    notifications.notify(
+        user_id=user.pk,
+        kind="review.application_received",
+        subject="We received your application",
+        body=f"Your application {application.pk} to campaign {campaign_id} is pending review.",
+    )
+    return application
 
 
 @transaction.atomic
@@ -183,6 +193,12 @@ def application_decide(*, application_id: int, status: str) -> Application:
     application.save(update_fields=["status", "decided_at"])
     if status == Application.Status.REJECTED:
         Campaign.objects.filter(pk=application.campaign_id).update(applicant_count=F("applicant_count") - 1)
+    notifications.notify(
+        user_id=application.user_id,
+        kind="review.application_decided",
+        subject=f"Your application was {status}",
+        body=f"Your application {application.pk} to campaign {application.campaign_id} was {status}.",
+    )
     return application
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status, viewsets
@@ -92,25 +93,25 @@ class CampaignViewSet(viewsets.GenericViewSet[Campaign]):
         ],
         responses={200: CampaignPageSerializer, 400: ERRORS[400], 401: ERRORS[401]},
     )
-    def list(self, request: Request) -> Response:
+    def list(self, request: Request) -> HttpResponse:
         campaign_status = choice_param(request, "status", CAMPAIGN_STATUSES, default=Campaign.Status.ACTIVE)
         viewer = _user(request)
         if campaign_status == Campaign.Status.DRAFT and not (viewer is not None and viewer.is_staff):
             raise exceptions.ValidationError({"status": ["Only staff can list draft campaigns."]})
-        campaigns = selectors.campaign_list(
+        # Only these parameters, validated and normalised, reach the cache key (docs/CACHING.md).
+        return selectors.cached_campaign_list(
+            request=request,
             status=str(campaign_status),
             category=text_param(request, "category", max_length=50),
             q=text_param(request, "q", max_length=200),
         )
-        return paginated_response(request, campaigns, CampaignSerializer)
 
     @extend_schema(
         summary="One campaign (drafts: staff only)",
         responses={200: CampaignSerializer, 401: ERRORS[401], 404: ERRORS[404]},
     )
-    def retrieve(self, request: Request, pk: str) -> Response:
-        campaign = selectors.campaign_visible_to(viewer=_user(request), campaign_id=_id(pk))
-        return Response(CampaignSerializer(campaign).data)
+    def retrieve(self, request: Request, pk: str) -> HttpResponse:
+        return selectors.cached_campaign(request=request, viewer=_user(request), campaign_id=_id(pk))
 
     @extend_schema(
         summary="Create a campaign (staff)",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from platform_core.models import User
 from sns.models import SNSPost
@@ -38,3 +38,11 @@ def parse_post_id(value: str | int) -> int | None:
         return None
     pk = int(text)
     return pk if 0 < pk <= MAX_POST_ID else None
+
+
+def post_counts_by_status() -> dict[str, int]:
+    """How many posts are in each status (zero included)."""
+    counts = dict.fromkeys(SNSPost.Status.values, 0)
+    for row in SNSPost.objects.values("status").annotate(n=Count("id")).order_by():
+        counts[row["status"]] = row["n"]
+    return counts

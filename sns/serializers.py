@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from sns.models import SNSPost
@@ -68,6 +69,8 @@ class SNSPostSerializer(serializers.ModelSerializer[SNSPost]):
 # --- documentation-only shapes (OpenAPI) -------------------------------------------------
 
 
+# many=False: a page is one object, even on the `list` action (drf-spectacular would wrap it in an array).
+@extend_schema_serializer(many=False)
 class SNSPostPageSerializer(serializers.Serializer[Any]):
     """A page of posts (softfactory.api.paginated_response)."""
 

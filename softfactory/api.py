@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 import decimal
 from collections.abc import Sequence
 from typing import Any
@@ -254,6 +255,46 @@ def money_field(**kwargs: Any) -> serializers.DecimalField:
     kwargs.setdefault("decimal_places", 2)
     kwargs.setdefault("min_value", decimal.Decimal("0"))
     return serializers.DecimalField(**kwargs)
+
+
+# --- OpenAPI: answers any operation can give ------------------------------------------------
+
+_OPENAPI_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+_ERROR_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+            "required": ["detail", "code"],
+        }
+    }
+}
+_RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds to wait before retrying.", "required": True, "schema": {"type": "integer"}}
+}
+_COMMON_RESPONSES: dict[str, dict[str, Any]] = {
+    "413": {"description": "The request body is over API_MAX_BODY_BYTES.", "content": _ERROR_BODY},
+    # Answered by the HTTP server (gunicorn, the gateway) before Django: no JSON body.
+    "414": {"description": "The request line (path and query string) is over the HTTP server's limit."},
+    "431": {"description": "The request headers are over the HTTP server's limits."},
+    "503": {
+        "description": "The primary database is unavailable; retry after `Retry-After` seconds.",
+        "content": _ERROR_BODY,
+        "headers": _RETRY_AFTER,
+    },
+}
+
+
+def schema_common_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: document the answers API.md gives on every operation."""
+    for path_item in result.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if method not in _OPENAPI_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            for code, answer in _COMMON_RESPONSES.items():
+                responses.setdefault(code, copy.deepcopy(answer))  # no shared nodes (YAML anchors)
+    return result
 
 
 def booking_time_zone() -> str:

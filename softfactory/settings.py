@@ -8,11 +8,13 @@ database or Redis: gunicorn imports settings before it forks.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -59,6 +61,11 @@ MIDDLEWARE = [
     "softfactory.parsers.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # gzip (BREACH-aware) outside the ETag/Cache-Control middleware, which sees uncompressed bytes;
+    # whitenoise above both serves its own pre-compressed static files (docs/CACHING.md).
+    "softfactory.http_caching.CompressionMiddleware",
+    "softfactory.http_caching.HttpCachingMiddleware",
+    "softfactory.cache.PendingBumpsMiddleware",
     "softfactory.positions.RoutingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -154,6 +161,34 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 MIGRATION_LOCK_TIMEOUT = env.str("MIGRATION_LOCK_TIMEOUT", default="5s")
 MIGRATION_STATEMENT_TIMEOUT = env.str("MIGRATION_STATEMENT_TIMEOUT", default="5min")
 
+# --- connection pooling: PgBouncer in front of the primary (docs/DEPLOYMENT.md) -----------
+# With DATABASE_POOL_URL set, `default` goes through PgBouncer in *transaction* pooling: a server
+# connection is lent for one transaction, so a few dozen serve every web and worker process. What
+# lives in a session can't be used through it: server-side cursors (DISABLE_SERVER_SIDE_CURSORS),
+# session SET, session advisory locks (transaction-scoped ones and SET LOCAL are fine).
+# migrate (its session lock_timeout and advisory lock), the seeders, check_indexes and dbshell —
+# and any process run with DATABASE_POOL_DISABLED=True — connect to DATABASE_URL directly.
+DATABASE_POOL_URL = env.str("DATABASE_POOL_URL", default="")
+# PgBouncer's default_pool_size + reserve_pool_size for the app database (0: no pool); exported
+# by /metrics next to each server's max_connections.
+DATABASE_POOL_LIMIT = env.int("DATABASE_POOL_LIMIT", default=0)
+_DIRECT_COMMANDS = {"migrate", "sqlmigrate", "showmigrations", "check_indexes", "dbshell", "flush", "loaddata"}
+_command = sys.argv[1] if len(sys.argv) > 1 and Path(sys.argv[0]).name == "manage.py" else ""
+DATABASE_POOLED = (
+    bool(DATABASE_POOL_URL)
+    and not env.bool("DATABASE_POOL_DISABLED", default=False)
+    and not (_command in _DIRECT_COMMANDS or _command.startswith("seed"))
+)
+if DATABASE_POOLED:
+    _pooled = _database(DATABASE_POOL_URL, role="primary")
+    # PgBouncer ignores startup options (ignore_startup_parameters); its connect_query sets the
+    # statement_timeout on every server connection instead (deploy/pgbouncer/pgbouncer.ini).
+    _pooled["OPTIONS"].pop("options", None)
+    _pooled["DISABLE_SERVER_SIDE_CURSORS"] = True
+    if "TEST" in DATABASES["default"]:
+        _pooled["TEST"] = DATABASES["default"]["TEST"]
+    DATABASES["default"] = _pooled
+
 # --- Redis: cache, sessions, broker -----------------------------------------------------
 REDIS_URL = env.str("REDIS_URL")
 
@@ -186,12 +221,24 @@ def _redis_cache(url: str) -> dict:
 
 
 CACHES = {"default": _redis_cache(REDIS_CACHE_URL), "sessions": _redis_cache(REDIS_SESSIONS_URL)}
+# Response cache (softfactory/cache.py, docs/CACHING.md). The TTL is the hard bound on staleness
+# when an invalidation is lost (a Redis outage at the moment of a write).
+RESPONSE_CACHE_ENABLED = env.bool("RESPONSE_CACHE_ENABLED", default=True)
+RESPONSE_CACHE_TTL_SECONDS = env.int("RESPONSE_CACHE_TTL_SECONDS", default=60)
+RESPONSE_CACHE_VERSION = env.str("RESPONSE_CACHE_VERSION", default="1")  # part of every key
+RESPONSE_CACHE_LOCK_TTL_SECONDS = env.float("RESPONSE_CACHE_LOCK_TTL_SECONDS", default=5.0)
+RESPONSE_CACHE_LOCK_WAIT_SECONDS = env.float("RESPONSE_CACHE_LOCK_WAIT_SECONDS", default=1.0)
+RESPONSE_CACHE_REPLICA_WAIT_SECONDS = env.float("RESPONSE_CACHE_REPLICA_WAIT_SECONDS", default=0.05)
+RESPONSE_CACHE_BREAKER_FAILURES = env.int("RESPONSE_CACHE_BREAKER_FAILURES", default=3)
+RESPONSE_CACHE_BREAKER_COOLDOWN_SECONDS = env.float("RESPONSE_CACHE_BREAKER_COOLDOWN_SECONDS", default=5.0)
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 # cached_db: a Redis restart or outage logs nobody out; the database row is the truth.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_CACHE_ALIAS = "sessions"
 
 # --- Celery (docs/SCHEDULING.md) -------------------------------------------------------
+# Invariants: publish call timeout < soft time limit < hard time limit < SNS claim lease, and the
+# broker's visibility timeout well above all of them (a longer task would be delivered twice).
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_ACKS_LATE = True  # a task whose worker dies before finishing is delivered again
@@ -199,13 +246,130 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True  # ...also when only its pool child was
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # few unstarted messages stranded on a dead worker
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)  # below the SNS claim lease
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+_visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _visibility_timeout}
 CELERY_TASK_IGNORE_RESULT = True  # state lives in the database rows; no result backend
+# Celery's Django fixup would close every database connection before and after each task (a new
+# connection per task); RoutedTask applies Django's per-request rules instead (CONN_MAX_AGE,
+# CONN_HEALTH_CHECKS), so this only bounds how long the fixup lets a connection live.
+CELERY_DB_REUSE_MAX = 10_000
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# One queue per kind of work, so a publishing backlog never delays the dispatcher or emails.
+CELERY_TASK_QUEUES = [
+    Queue("dispatch", routing_key="dispatch"),
+    Queue("publish", routing_key="publish"),
+    Queue("notifications", routing_key="notifications"),
+    Queue("default", routing_key="default"),
+]
+CELERY_TASK_ROUTES = {
+    "sns.tasks.dispatch_due_posts": {"queue": "dispatch"},
+    "sns.tasks.publish_post": {"queue": "publish"},
+    "platform_core.tasks.deliver_notification": {"queue": "notifications"},
+    "platform_core.tasks.deliver_pending_notifications": {"queue": "notifications"},
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5
+SNS_DISPATCH_INTERVAL_SECONDS = env.float("SNS_DISPATCH_INTERVAL_SECONDS", default=1.0)
+# Synced into django-celery-beat's tables when beat starts: present on every fresh database,
+# listed (and pausable) in the admin. Stale ticks expire instead of piling up behind an outage.
+CELERY_BEAT_SCHEDULE = {
+    "sns-dispatch-due-posts": {
+        "task": "sns.tasks.dispatch_due_posts",
+        "schedule": SNS_DISPATCH_INTERVAL_SECONDS,
+        "options": {"expire_seconds": 10},
+    },
+    "sns-record-post-stats": {
+        "task": "sns.tasks.record_post_stats",
+        "schedule": 60.0,
+        "options": {"expire_seconds": 60},
+    },
+    "coocook-complete-finished-bookings": {
+        "task": "coocook.tasks.complete_finished_bookings",
+        "schedule": 60.0,
+        "options": {"expire_seconds": 60},
+    },
+    "review-close-campaigns-past-deadline": {
+        "task": "review.tasks.close_campaigns_past_deadline",
+        "schedule": 30.0,
+        "options": {"expire_seconds": 30},
+    },
+    "platform-clear-expired-sessions": {
+        "task": "platform_core.tasks.clear_expired_sessions",
+        "schedule": 3600.0,
+        "options": {"expire_seconds": 600},
+    },
+    "platform-purge-idempotency-records": {
+        "task": "platform_core.tasks.purge_idempotency_records",
+        "schedule": 3600.0,
+        "options": {"expire_seconds": 600},
+    },
+    "platform-deliver-pending-notifications": {
+        "task": "platform_core.tasks.deliver_pending_notifications",
+        "schedule": env.float("NOTIFICATION_SWEEP_INTERVAL_SECONDS", default=30.0),
+        "options": {"expire_seconds": 30},
+    },
+}
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
+
+# --- SNS publishing (docs/SCHEDULING.md) -----------------------------------------------
+# platform -> publisher class; platforms not listed use SNS_DEFAULT_PUBLISHER.
+SNS_DEFAULT_PUBLISHER = env.str("SNS_DEFAULT_PUBLISHER", default="sns.publishers.LogPublisher")
+SNS_PUBLISHERS: dict[str, str] = env.dict("SNS_PUBLISHERS", default={})
+SNS_WEBHOOK_URL = env.str("SNS_WEBHOOK_URL", default="")
+SNS_PUBLISH_TIMEOUT_SECONDS = env.float("SNS_PUBLISH_TIMEOUT_SECONDS", default=30.0)  # < soft time limit
+SNS_LEASE_SECONDS = env.int("SNS_LEASE_SECONDS", default=300)  # > hard time limit
+SNS_DISPATCH_BATCH = env.int("SNS_DISPATCH_BATCH", default=500)
+SNS_DISPATCH_MAX_BATCHES = env.int("SNS_DISPATCH_MAX_BATCHES", default=20)
+SNS_MAX_ATTEMPTS = env.int("SNS_MAX_ATTEMPTS", default=5)
+# Retries granted (on top of SNS_MAX_ATTEMPTS) to calls whose worker died mid-call, when the
+# publisher honours idempotency keys; beyond that such a post fails "outcome unknown".
+SNS_MAX_LOST_CALLS = env.int("SNS_MAX_LOST_CALLS", default=3)
+SNS_BACKOFF_BASE = env.float("SNS_BACKOFF_BASE", default=30.0)  # seconds
+SNS_BACKOFF_CAP = env.float("SNS_BACKOFF_CAP", default=3600.0)
+if not CELERY_TASK_TIME_LIMIT < SNS_LEASE_SECONDS < _visibility_timeout:
+    raise ImproperlyConfigured(
+        "Need CELERY_TASK_TIME_LIMIT < SNS_LEASE_SECONDS < CELERY_VISIBILITY_TIMEOUT "
+        f"(got {CELERY_TASK_TIME_LIMIT}, {SNS_LEASE_SECONDS}, {_visibility_timeout})."
+    )
+if not SNS_PUBLISH_TIMEOUT_SECONDS < CELERY_TASK_SOFT_TIME_LIMIT <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "Need SNS_PUBLISH_TIMEOUT_SECONDS < CELERY_TASK_SOFT_TIME_LIMIT <= CELERY_TASK_TIME_LIMIT "
+        f"(got {SNS_PUBLISH_TIMEOUT_SECONDS}, {CELERY_TASK_SOFT_TIME_LIMIT}, {CELERY_TASK_TIME_LIMIT})."
+    )
+
+# --- email: notification outbox (platform_core/notifications.py) -----------------------
+# Console locally; SMTP from EMAIL_URL (smtp+tls://user:password@host:587) or EMAIL_HOST & co.
+if env.str("EMAIL_URL", default=""):
+    _email = env.email_url("EMAIL_URL")
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
+    EMAIL_PORT = _email.get("EMAIL_PORT", 25)
+    EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+    EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+else:
+    EMAIL_HOST = env.str("EMAIL_HOST", default="")
+    _smtp_default = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_BACKEND = env.str(
+        "EMAIL_BACKEND", default=_smtp_default if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend"
+    )
+    EMAIL_HOST = EMAIL_HOST or "localhost"
+    EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+    EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+    EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+    EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+    EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+if _email_file_path := env.str("EMAIL_FILE_PATH", default=""):
+    EMAIL_FILE_PATH = _email_file_path
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="SoftFactory <no-reply@softfactory.local>")
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=8)
+NOTIFICATION_BATCH = env.int("NOTIFICATION_BATCH", default=100)
+NOTIFICATION_BACKOFF_BASE = env.float("NOTIFICATION_BACKOFF_BASE", default=30.0)  # seconds
 
 # --- auth -------------------------------------------------------------------------------
 AUTH_USER_MODEL = "platform_core.User"
@@ -256,6 +420,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Non-blank strings are `minLength: 1` in the schema: DRF refuses "" for them (fuzzers rely on it).
+    "ENFORCE_NON_BLANK_FIELDS": True,
+    # 413/414/431/503 are documented on every operation (softfactory.api).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "softfactory.api.schema_common_responses",
+    ],
 }
 
 # --- operations -------------------------------------------------------------------------

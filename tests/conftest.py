@@ -20,6 +20,16 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Chaos scenarios take minutes: `make chaos` (pytest -m chaos) runs them, `make test` doesn't.
+    if "chaos" in (config.option.markexpr or ""):
+        return
+    chaos = [item for item in items if item.get_closest_marker("chaos")]
+    if chaos:
+        config.hook.pytest_deselected(items=chaos)
+        items[:] = [item for item in items if not item.get_closest_marker("chaos")]
+
+
 def _refuse(reason: str) -> None:
     pytest.exit(f"refusing to run: {reason}. Start the local stack with `make test` (or scripts/stack start).", 2)
 
