@@ -47,7 +47,14 @@ migrate: venv stack
 static: venv
 	@$(WITH_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
 
-run: migrate static
+# A small demo set and the demo staff user, once per checkout's database.
+var/demo_seeded: | migrate
+	@$(WITH_ENV) $(PY) manage.py seed --scale demo
+	@touch $@
+
+run: migrate static var/demo_seeded
+	@$(WITH_ENV) $(PY) manage.py schedule_demo_post
+	@echo "  Demo data: staff login staff@softfactory.local / softfactory-demo (admin and API)."
 	@$(WITH_ENV) port=$$($(PY) -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
 	for p in 8000 8001 8002 8080; do (exec 3<>/dev/tcp/127.0.0.1/$$p) 2>/dev/null || { port=$$p; break; }; done; \
 	echo ""; echo "SoftFactory is starting on http://127.0.0.1:$$port/"; \

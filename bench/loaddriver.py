@@ -147,7 +147,7 @@ class LoadDriver:
         timeout: float = 10.0,
         seed: int = 1,
         keep_bodies: Callable[[Call], bool] | None = None,
-        session_setup: Callable[[str, requests.Session], None] | None = None,
+        session_setup: Callable[[str, requests.Session], requests.Response] | None = None,
     ) -> None:
         ensure_loopback(base_url)
         if not calls:
@@ -219,20 +219,33 @@ class LoadDriver:
                 call = rng.choices(self.calls, weights=self.weights)[0]
                 session = sessions.get(call.session_key)
                 if session is None:
-                    session = sessions[call.session_key] = requests.Session()
-                    if call.session_key is not None and self.session_setup is not None:
-                        self._setup(call.session_key, session)
+                    session = requests.Session()
+                    needs_setup = call.session_key is not None and self.session_setup is not None
+                    if needs_setup and not self._setup(str(call.session_key), session):
+                        session.close()
+                        continue  # counted as a failed "<key> setup"; the next call tries again
+                    sessions[call.session_key] = session
                 self._record(self._send(session, call, rng))
         finally:
             for session in sessions.values():
                 session.close()
 
-    def _setup(self, key: str, session: requests.Session) -> None:
+    def _setup(self, key: str, session: requests.Session) -> bool:
+        """Prepare a session (log it in, say); recorded as a request named "<key> setup"."""
+        assert self.session_setup is not None
+        started = time.monotonic()
         try:
-            assert self.session_setup is not None
-            self.session_setup(key, session)
-        except (requests.RequestException, AssertionError, KeyError, ValueError):
-            pass  # the calls on this session will fail and be counted
+            response = self.session_setup(key, session)
+        except requests.RequestException as exc:
+            self._record(Result(f"{key} setup", started, time.monotonic(), None, type(exc).__name__, None, False))
+            return False
+        ok = response.ok and bool(session.cookies)
+        body = b"" if ok else response.content[:2000]
+        retry_after = response.headers.get("Retry-After")
+        self._record(
+            Result(f"{key} setup", started, time.monotonic(), response.status_code, None, retry_after, ok, body)
+        )
+        return ok
 
     def _send(self, session: requests.Session, call: Call, rng: random.Random) -> Result:
         url = self.base_url + call.resolve_path(rng)

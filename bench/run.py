@@ -735,7 +735,7 @@ class LagMonitor:
                     with replica.cursor() as cur:
                         # Seconds count only while received WAL waits to be replayed (an idle primary is not lag).
                         cur.execute(
-                            "SELECT CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+                            "SELECT CASE WHEN COALESCE(pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn(), true) THEN 0 "
                             "ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()) END, "
                             "GREATEST(pg_wal_lsn_diff(%s, pg_last_wal_replay_lsn()), 0)",
                             [lsn],

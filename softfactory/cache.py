@@ -50,6 +50,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
+from celery.signals import task_prerun
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
 from django.db import DatabaseError, connections, models, transaction
@@ -402,6 +403,12 @@ def bump_on_commit(*namespaces: str, using: str = PRIMARY) -> None:
         with connection.cursor() as cursor:
             cursor.execute(SYNC_COMMIT_SQL)
         transaction.on_commit(_BumpHook(namespace, flushed=True), using=using, robust=True)
+
+
+@task_prerun.connect(weak=False, dispatch_uid="softfactory.cache.drain_pending")
+def _drain_before_task(**_: Any) -> None:
+    """Celery workers write too (periodic jobs): they retry their failed bumps before each task."""
+    drain_pending()
 
 
 class PendingBumpsMiddleware:

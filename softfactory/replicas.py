@@ -23,12 +23,14 @@ PROBE_CONNECT_TIMEOUT = 1
 PROBE_STATEMENT_TIMEOUT_MS = 500
 
 # One round trip per replica. The CASE keeps an idle primary from looking like lag: when
-# everything received has been replayed, the replica is as current as its stream.
+# everything received has been replayed, the replica is as current as its stream. (After a
+# restart the receive position starts at the segment boundary, behind replay: also current;
+# real distance from the primary shows in the byte lag.)
 REPLICA_HEALTH_SQL = """
 SELECT pg_is_in_recovery(),
        pg_last_wal_replay_lsn()::text,
        CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() END,  -- errors on a primary
-       CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+       CASE WHEN COALESCE(pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn(), true) THEN 0
             ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)
        END::float8,
        CASE WHEN %(primary_lsn)s::pg_lsn IS NULL THEN NULL
@@ -269,9 +271,12 @@ class ReplicaMonitor:
         if lsn:
             view.replay_lsn, view.replay_checked_at = parse_lsn(lsn), self.clock()
 
-    def substitutes(self, failed: str) -> list[str]:
-        """Where a read meant for `failed` can go instead: other usable replicas, then the primary."""
+    def substitutes(self, failed: str, *, required_lsn: int | None = None) -> list[str]:
+        """Where a read meant for `failed` can go instead: other usable replicas that replayed the
+        client's position (if it has one), then the primary."""
         others = [a for a in self.usable() if a != failed]
+        if required_lsn:
+            others = self.caught_up(others, required_lsn)
         random.shuffle(others)
         return [*others, "default"]
 

@@ -66,7 +66,10 @@ def real_stack() -> None:
 
 @pytest.fixture(autouse=True)
 def clean_redis() -> None:
-    """Every test starts with empty cache and session databases."""
+    """Every test starts with empty cache and session databases and a closed cache breaker."""
+    from softfactory.cache import reset_for_tests
+
+    reset_for_tests()
     for alias in ("default", "sessions"):
         # A test that stopped Redis on purpose brings it back itself.
         with contextlib.suppress(RedisError):

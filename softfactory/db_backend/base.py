@@ -71,10 +71,11 @@ class DatabaseWrapper(prometheus_base.DatabaseWrapper):
         except psycopg2.OperationalError:
             if not self.is_replica:
                 raise
+        from softfactory.db_router import current_state
         from softfactory.replicas import monitor
 
         monitor.report_failure(self.alias)
-        for alias in monitor.substitutes(self.alias):
+        for alias in monitor.substitutes(self.alias, required_lsn=current_state().required_lsn):
             try:
                 connection = super().get_new_connection(connections[alias].get_connection_params())
             except psycopg2.OperationalError:

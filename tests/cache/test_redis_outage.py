@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from celery.signals import task_prerun
 from django_redis import get_redis_connection
 from rest_framework.test import APIClient
 
@@ -116,6 +117,18 @@ def test_a_bump_redis_answers_with_an_error_is_detected_and_retried(settings):
     assert response["X-Cache"] == "miss"
     assert int(redis.hget(meta, "gen")) == int(saved[b"gen"]) + 1
     assert cache.pending_bumps() == {}
+
+
+def test_a_worker_retries_its_failed_bumps_before_its_next_task(settings):
+    chef = ChefFactory(name="Before")
+    real_location = settings.CACHES["default"]["LOCATION"]
+    with_cache_location(settings, "default", closed_port_url())
+    Chef.objects.filter(pk=chef.pk).update(name="After")  # as a periodic job would
+    assert "chefs" in cache.pending_bumps()
+    with_cache_location(settings, "default", real_location)
+    task_prerun.send(sender=None, task_id="next-task", task=None, args=(), kwargs={})
+    assert cache.pending_bumps() == {}
+    assert names(anonymous().get(CHEFS)) == ["After"]
 
 
 # --- the real Redis server stopped (breaks the shared stack: run alone, at the end) -------

@@ -171,7 +171,7 @@ def _summary(report_dir: Path) -> dict:
     return json.loads(next(report_dir.glob("json-*.json")).read_text())
 
 
-def test_schemathesis_finds_no_5xx_and_no_schema_violation_as_user_and_as_staff(fuzz_server, tmp_path):
+def test_schemathesis_finds_no_5xx_and_no_schema_violation_as_user_and_as_staff(fuzz_server, tmp_path, capsys):
     user, staff = _seed_world()
     operations = _schema_operations(fuzz_server)
     assert len(operations) >= 30
@@ -187,8 +187,8 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation_as_user_and_as_staff(
     problems = []
     counts = {role: _cases_per_operation(tmp_path / role) for role in roles}
     phases = ("coverage", "fuzzing", "stateful")
-    print(f"\nschemathesis, cases per operation (max-examples {MAX_EXAMPLES}; phases {', '.join(phases)}):")
-    print(f"{'operation':48} " + " ".join(f"{role + ' ' + p[:4]:>13}" for role in roles for p in phases))
+    lines = [f"\nschemathesis, cases per operation (max-examples {MAX_EXAMPLES}; phases {', '.join(phases)}):"]
+    lines.append(f"{'operation':48} " + " ".join(f"{role + ' ' + p[:4]:>13}" for role in roles for p in phases))
     for operation in sorted(operations, key=lambda op: (op.split()[1], op.split()[0])):
         row = []
         for role in roles:
@@ -196,12 +196,12 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation_as_user_and_as_staff(
             row += [per_phase[p] for p in phases]
             if sum(per_phase.values()) < MIN_CASES_PER_OPERATION:
                 problems.append(f"{role}: {operation} got {sum(per_phase.values())} cases")
-        print(f"{operation:48} " + " ".join(f"{n:>13}" for n in row))
+        lines.append(f"{operation:48} " + " ".join(f"{n:>13}" for n in row))
     for role in roles:
         report_dir = tmp_path / role
         output = (report_dir / "output.txt").read_text(errors="replace")
         summary = _summary(report_dir)
-        print(
+        lines.append(
             f"{role}: {summary['test_cases']['generated']} cases generated, "
             f"{summary['operations']['tested']}/{summary['operations']['total']} operations tested, "
             f"links {_links_line(output)}, seed {summary['seed']}, {summary['running_time']:.0f}s"
@@ -210,6 +210,8 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation_as_user_and_as_staff(
             problems.append(f"{role}: schemathesis failed (exit {runs[role].returncode}):\n{output[-12000:]}")
         if summary["operations"]["tested"] != summary["operations"]["total"] or summary["operations"]["skipped"]:
             problems.append(f"{role}: not every operation was tested: {summary['operations']}")
+    with capsys.disabled():  # shown by `make test` too, not only on failure
+        print("\n".join(lines))
     assert not problems, "\n".join(problems)
 
 

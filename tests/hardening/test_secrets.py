@@ -29,7 +29,7 @@ TOKEN_FORMATS = {
     "JSON web token": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
 }
 SECRET_NAME = r"[A-Za-z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL)[A-Za-z0-9_]*"
-ASSIGNMENT = re.compile(rf"(?i)\b({SECRET_NAME})\b[\"']?\s*(?::|=|==)\s*[rbf]?[\"']?([^\s\"'`,;)\]}]+)")
+ASSIGNMENT = re.compile(rf"(?i)\b({SECRET_NAME})\b[\"']?\s*(?::|=|==)\s*[rbf]?[\"']?([^\s\"'`,;)\]}}]+)")
 URL_CREDENTIALS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@\"']+:([^@\s/\"']+)@")
 # Values that say what they are: placeholders, fixtures and references to the environment.
 PLACEHOLDER_WORDS = (

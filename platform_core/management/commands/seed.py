@@ -47,6 +47,8 @@ class Command(BaseCommand):
             for seeder in DOMAIN_SEEDERS:
                 if seeder in available:
                     call_command(seeder, scale=scale, stdout=self.stdout, stderr=self.stderr)
+            # COPY sends no signals: invalidate every cached public read explicitly.
+            call_command("cache_bump", all=True, stdout=self.stdout, stderr=self.stderr)
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
         self.stdout.write(self.style.SUCCESS(f"seed: {scale} scale done in {time.monotonic() - started:.1f}s"))
