@@ -163,6 +163,9 @@ class PrivateGunicorn:
             "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "prometheus"),
             "GUNICORN_BIND": f"127.0.0.1:{self.port}",
             "GUNICORN_WORKERS": str(GUNICORN_WORKERS),
+            # Sync workers: one request per worker, so "a killed worker costs only its request in
+            # flight" is exact (a gthread worker would also drop its other threads' requests).
+            "GUNICORN_WORKER_CLASS": "sync",
             "GUNICORN_ACCESSLOG": os.devnull,
             **extra_env,
         }
