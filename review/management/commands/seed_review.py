@@ -18,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from platform_core.models import User
+from platform_core.seeding import CopyRowStream
 from review.models import Application, Campaign
 
 CAMPAIGNS_BY_SCALE = {"demo": 20, "small": 1_000, "full": 100_000}
@@ -84,23 +85,6 @@ MAX_REVIEWERS_CHOICES = (5, 10, 10, 20, 20, 30, 50, 100)
 PROGRESS_EVERY = 10_000
 
 
-class _RowStream:
-    """A file-like object for `copy_expert`: each read() returns the next block of COPY text."""
-
-    def __init__(self, rows: Iterator[str], *, block: int = 2_000) -> None:
-        self.rows = rows
-        self.block = block
-
-    def read(self, size: int = -1) -> str:
-        # psycopg2 sends whatever one read() returns, so a block may exceed `size`.
-        lines: list[str] = []
-        for line in self.rows:
-            lines.append(line)
-            if len(lines) == self.block:
-                break
-        return "".join(lines)
-
-
 class Command(BaseCommand):
     help = "Create review campaigns and applications for the existing users (fast: COPY on the primary)."
 
@@ -131,11 +115,11 @@ class Command(BaseCommand):
             )
             ids = [row[0] for row in cursor.fetchall()]
             rows = self._campaign_rows(ids, user_ids, application_rows, rng=random.Random(random_seed), started=started)
-            cursor.copy_expert(f"COPY {campaigns} ({', '.join(CAMPAIGN_COLUMNS)}) FROM STDIN", _RowStream(rows))
+            cursor.copy_expert(f"COPY {campaigns} ({', '.join(CAMPAIGN_COLUMNS)}) FROM STDIN", CopyRowStream(rows))
             self.stdout.write(f"seed_review: {len(application_rows):,} applications")
             cursor.copy_expert(
                 f"COPY {applications} ({', '.join(APPLICATION_COLUMNS)}) FROM STDIN",
-                _RowStream(iter(application_rows)),
+                CopyRowStream(iter(application_rows)),
             )
         copied = time.monotonic() - started
         with connection.cursor() as cursor:

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from platform_core.models import User
+from platform_core.seeding import CopyRowStream
 from sns.models import SNSPost
 
 POSTS_BY_SCALE = {"demo": 30, "small": 10_000, "full": 1_000_000}
@@ -74,23 +75,6 @@ KEY_BLOCK = 4_096
 UUID_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
-class _RowStream:
-    """A file-like object for `copy_expert`: each read() returns the next block of COPY text."""
-
-    def __init__(self, rows: Iterator[str], *, block: int = 2_000) -> None:
-        self.rows = rows
-        self.block = block
-
-    def read(self, size: int = -1) -> str:
-        # psycopg2 sends whatever one read() returns, so a block may exceed `size`.
-        lines: list[str] = []
-        for line in self.rows:
-            lines.append(line)
-            if len(lines) == self.block:
-                break
-        return "".join(lines)
-
-
 class Command(BaseCommand):
     help = "Create scheduled SNS posts for the existing users (fast: COPY on the primary)."
 
@@ -113,7 +97,7 @@ class Command(BaseCommand):
         with transaction.atomic(using=DEFAULT_DB_ALIAS), connection.cursor() as cursor:
             # A million rows outlast the per-statement timeout that protects requests.
             cursor.execute("SET LOCAL statement_timeout = 0")
-            cursor.copy_expert(sql, _RowStream(rows))
+            cursor.copy_expert(sql, CopyRowStream(rows))
         copied = time.monotonic() - started
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {table}")
