@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import decimal
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -309,6 +310,15 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 handler. A database outage that surfaced outside a DRF view (a session saved
+    by middleware on the way out, say) is still a 503 with Retry-After, never a 500."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        unavailable = JsonResponse(
+            {"detail": "The database is unavailable; retry shortly.", "code": "database_unavailable"}, status=503
+        )
+        unavailable["Retry-After"] = PRIMARY_DOWN_RETRY_AFTER
+        return unavailable
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
     return django_server_error(request)

@@ -58,3 +58,21 @@ def test_malformed_bodies_are_400(api_client, raw):
 def test_an_invalid_content_length_is_400(client):
     response = client.post(REGISTER, b"{}", content_type="application/json", CONTENT_LENGTH="abc")
     assert response.status_code == 400
+
+
+def test_a_database_outage_outside_a_view_is_a_503_with_retry_after_not_a_500(rf):
+    from django.db import OperationalError
+
+    from softfactory.api import server_error
+
+    request = rf.post("/api/auth/login")
+    try:
+        raise OperationalError("the database system is shutting down")
+    except OperationalError:
+        response = server_error(request)
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    try:
+        raise ValueError("a real bug")
+    except ValueError:
+        assert server_error(request).status_code == 500
