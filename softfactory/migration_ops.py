@@ -38,34 +38,26 @@ from django.db.migrations.state import ProjectState
 # pg_stat_progress_create_index tells it apart from a leftover of a failed build. (A role
 # without pg_read_all_stats only sees its own sessions' builds: others look like leftovers,
 # which errs on the side of reporting.)
-INDEX_STATE_SQL = """
-SELECT i.indisvalid, t.relname,
-       (SELECT p.pid FROM pg_stat_progress_create_index p
+_BUILDER_PID = """(SELECT p.pid FROM pg_stat_progress_create_index p
         WHERE p.datname = current_database() AND p.pid <> pg_backend_pid()
           AND (p.index_relid = i.indexrelid
                OR (p.command = 'REINDEX CONCURRENTLY' AND p.relid = i.indrelid
                    AND c.relname ~ '_cc(new|old)[0-9]*$'))
-        LIMIT 1)
-FROM pg_index i
+        LIMIT 1)"""
+_INDEX_JOINS = """FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_class t ON t.oid = i.indrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_namespace n ON n.oid = c.relnamespace"""
+
+INDEX_STATE_SQL = f"""
+SELECT i.indisvalid, t.relname, {_BUILDER_PID}
+{_INDEX_JOINS}
 WHERE c.relname = %s AND n.nspname = current_schema()
 """
 
-# The same builder subquery as above.
-INVALID_INDEXES_SQL = """
-SELECT n.nspname, c.relname, t.relname,
-       (SELECT p.pid FROM pg_stat_progress_create_index p
-        WHERE p.datname = current_database() AND p.pid <> pg_backend_pid()
-          AND (p.index_relid = i.indexrelid
-               OR (p.command = 'REINDEX CONCURRENTLY' AND p.relid = i.indrelid
-                   AND c.relname ~ '_cc(new|old)[0-9]*$'))
-        LIMIT 1)
-FROM pg_index i
-JOIN pg_class c ON c.oid = i.indexrelid
-JOIN pg_class t ON t.oid = i.indrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
+INVALID_INDEXES_SQL = f"""
+SELECT n.nspname, c.relname, t.relname, {_BUILDER_PID}
+{_INDEX_JOINS}
 WHERE NOT i.indisvalid
 ORDER BY n.nspname, c.relname
 """
