@@ -16,7 +16,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from softfactory import db_router
-from softfactory.replicas import OPEN, monitor, primary_insert_lsn, probe_replica
+from softfactory.replicas import OPEN, REPLAY_POSITION_MAX_AGE, monitor, primary_insert_lsn, probe_replica
 from tests.stack import admin_sql, port_of, replay_paused, run_stack, server_stopped, wait_for_replay
 
 pytestmark = [
@@ -74,6 +74,7 @@ def test_a_writer_never_reads_stale_data_from_a_replica_that_looks_healthy(setti
                 assert body["found"]
                 assert server(body) == (port_of("primary"), False)
     wait_for_replay()
+    time.sleep(REPLAY_POSITION_MAX_AGE * 1.5)  # the router trusts a cached replay position for 100 ms
     before = db_router.decisions.copy()
     body = writer.get(f"/rw/items/{second}").json()
     print("after resume:", body, db_router.decisions - before)
