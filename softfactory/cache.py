@@ -36,11 +36,14 @@ primary's WAL position (16 hex digits) recorded with its last bump. The rules:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import gzip
 import hashlib
 import json
 import logging
 import math
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -56,6 +59,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import DatabaseError, connections, models, transaction
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_vary_headers
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 from rest_framework.request import Request
@@ -73,8 +77,12 @@ T = TypeVar("T")
 _M = TypeVar("_M", bound=models.Model)
 
 # Part of every key with RESPONSE_CACHE_VERSION: change it when the entry format changes.
-FORMAT_VERSION = "1"
-ENVELOPE_MAGIC = b"SF1"
+FORMAT_VERSION = "2"
+ENVELOPE_MAGIC = b"SF2"
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_LEVEL = 6
+# Accept-Encoding that allows gzip (as django.middleware.gzip reads it).
+ACCEPTS_GZIP = re.compile(r"\bgzip\b")
 XFETCH_BETA = 1.0
 SOFT_TTL_FRACTION = 0.8  # XFetch aims to refresh before 80 % of the entry's life is over
 LOCK_POLL_SECONDS = 0.02
@@ -524,14 +532,25 @@ class InvalidatingQuerySet(models.QuerySet[_M]):
 
 @dataclass(frozen=True)
 class Entry:
+    """A rendered response. Stored entries hold their body gzip-compressed once, at fill time,
+    so a hit costs no compression (public bytes carry no secret: nothing for BREACH to find)."""
+
     body: bytes
     soft_exp: float
     delta: float
     etag: str
     content_type: str
+    gzipped: bool = False
+
+    def compressed(self) -> Entry:
+        if self.gzipped:
+            return self
+        body = gzip.compress(self.body, compresslevel=GZIP_LEVEL, mtime=0)
+        return dataclasses.replace(self, body=body, gzipped=True)
 
 
 def pack(entry: Entry) -> bytes:
+    entry = entry.compressed()
     header = f"{entry.soft_exp:.3f} {entry.delta:.4f} {entry.etag} {entry.content_type}"
     return ENVELOPE_MAGIC + b" " + header.encode() + b"\n" + entry.body
 
@@ -540,10 +559,10 @@ def unpack(raw: bytes) -> Entry | None:
     """An entry, or None if the bytes are not one (read as a miss)."""
     head, sep, body = raw.partition(b"\n")
     parts = head.decode("utf-8", "replace").split(" ", 4)
-    if not sep or len(parts) != 5 or parts[0] != ENVELOPE_MAGIC.decode():
+    if not sep or len(parts) != 5 or parts[0] != ENVELOPE_MAGIC.decode() or body[:2] != GZIP_MAGIC:
         return None
     try:
-        return Entry(body, float(parts[1]), float(parts[2]), parts[3], parts[4])
+        return Entry(body, float(parts[1]), float(parts[2]), parts[3], parts[4], gzipped=True)
     except ValueError:
         return None
 
@@ -675,9 +694,15 @@ class CanonicalPagination(Pagination):
         query = urlencode({**self.params, "page": page, "per_page": self.per_page})
         return self.request.build_absolute_uri(f"{self.request.path}?{query}")
 
-    def page_of(self, queryset: models.QuerySet[Any], serializer_class: type[BaseSerializer[Any]]) -> dict[str, Any]:
-        """One page envelope: count + page, two queries whatever the page size."""
-        rows, total = self.paginate(queryset)
+    def page_of(
+        self,
+        queryset: models.QuerySet[Any],
+        serializer_class: type[BaseSerializer[Any]],
+        *,
+        count: int | None = None,
+    ) -> dict[str, Any]:
+        """One page envelope: count + page, two queries whatever the page size (`count`: a stored one)."""
+        rows, total = self.paginate(queryset, count=count)
         data = serializer_class(rows, many=True, context={"request": self.request}).data
         return self.envelope(list(data), total)
 
@@ -753,7 +778,7 @@ class CachedRead:
                     metrics.CACHE_REQUESTS.labels(self.label, "early_refresh").inc()
                     return self._fill(request, compute, page, found, token, outcome="refresh")
             metrics.CACHE_REQUESTS.labels(self.label, "hit").inc()
-            return _respond(entry, public=True, outcome="hit")
+            return _respond(request, entry, public=True, outcome="hit")
         metrics.CACHE_REQUESTS.labels(self.label, "miss").inc()
         try:
             token = _try_lock(found.key, self.label)
@@ -761,7 +786,7 @@ class CachedRead:
                 waited, lock_gone = _wait_for_entry(found.key)
                 if waited is not None:
                     metrics.CACHE_LOCK.labels(self.label, "waited").inc()
-                    return _respond(waited, public=True, outcome="hit")
+                    return _respond(request, waited, public=True, outcome="hit")
                 metrics.CACHE_LOCK.labels(self.label, "released" if lock_gone else "timeout").inc()
         except CacheUnavailable:
             metrics.CACHE_LOCK.labels(self.label, "error").inc()
@@ -854,12 +879,13 @@ class CachedRead:
             self._count_fill(source, delta)
             entry = Entry(body, 0.0, delta, etag_for(body), content_type)
             if fill.public:
+                entry = entry.compressed()
                 _run_hooks("before_store", self.view)
                 self._store(found, entry, record)
         finally:
             if token is not None:
                 _release(found.key, token)
-        return _respond(entry, public=fill.public, outcome=outcome)
+        return _respond(request, entry, public=fill.public, outcome=outcome)
 
     def _count_fill(self, source: str, seconds: float) -> None:
         kind = "primary" if source == PRIMARY else "replica"
@@ -869,7 +895,7 @@ class CachedRead:
 
     def _store(self, found: Lookup, entry: Entry, record: int | None) -> None:
         ttl = entry_ttl() * random.uniform(0.9, 1.0)  # jitter only downwards: the TTL stays a bound
-        stored = Entry(entry.body, clock() + ttl * SOFT_TTL_FRACTION, entry.delta, entry.etag, entry.content_type)
+        stored = dataclasses.replace(entry, soft_exp=clock() + ttl * SOFT_TTL_FRACTION)
         args = [found.key, pack(stored), int(ttl * 1000), _lsn_hex(record) if record is not None else ""]
         try:
             _redis(
@@ -889,11 +915,20 @@ class CachedRead:
     ) -> HttpResponse:
         metrics.CACHE_REQUESTS.labels(self.label, result).inc()
         fill, body, content_type, _source = self._compute(request, compute, page, alias)
-        return _respond(Entry(body, 0.0, 0.0, etag_for(body), content_type), public=fill.public, outcome=result)
+        return _respond(
+            request, Entry(body, 0.0, 0.0, etag_for(body), content_type), public=fill.public, outcome=result
+        )
 
 
-def _respond(entry: Entry, *, public: bool, outcome: str) -> HttpResponse:
-    response = HttpResponse(entry.body, content_type=entry.content_type)
+def _respond(request: HttpRequest | Request, entry: Entry, *, public: bool, outcome: str) -> HttpResponse:
+    body = entry.body
+    if entry.gzipped and not ACCEPTS_GZIP.search(request.META.get("HTTP_ACCEPT_ENCODING", "")):
+        body = gzip.decompress(body)
+    response = HttpResponse(body, content_type=entry.content_type)
+    if body is entry.body and entry.gzipped:
+        # CompressionMiddleware leaves an encoded response alone; Vary is what it would have added.
+        response["Content-Encoding"] = "gzip"
+        patch_vary_headers(response, ("Accept-Encoding",))
     response["ETag"] = entry.etag
     response["X-Cache"] = outcome
     if public:
