@@ -31,6 +31,8 @@ from softfactory.api import Conflict, UnprocessableIdempotencyKey
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
+# Response headers that are part of the answer a replay repeats (202 + Location of /api/sns/schedule).
+REPLAYED_HEADERS = ("Location",)
 
 V = TypeVar("V", bound=Callable[..., Response])
 
@@ -70,6 +72,8 @@ def idempotent(view_method: V) -> V:
                 if record.request_hash != request_hash:
                     raise UnprocessableIdempotencyKey("This Idempotency-Key was used with a different request body.")
                 replay = Response(record.response_body, status=record.response_status)
+                for name, value in (record.response_headers or {}).items():
+                    replay[name] = value
                 replay["Idempotent-Replayed"] = "true"
                 return replay
             response = view_method(self, request, *args, **kwargs)
@@ -82,6 +86,7 @@ def idempotent(view_method: V) -> V:
                     request_hash=request_hash,
                     response_status=response.status_code,
                     response_body=json.loads(json.dumps(response.data, cls=DjangoJSONEncoder)),
+                    response_headers={name: response[name] for name in REPLAYED_HEADERS if response.has_header(name)},
                 )
             return response
 

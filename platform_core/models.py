@@ -97,6 +97,9 @@ class IdempotencyRecord(models.Model):
     request_hash = models.CharField(max_length=64)
     response_status = models.PositiveSmallIntegerField()
     response_body = models.JSONField()
+    # Headers a replay must repeat (REPLAYED_HEADERS, e.g. Location). Nullable, no default: rows
+    # written by code older than this column stay valid, and adding it is metadata-only.
+    response_headers = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
