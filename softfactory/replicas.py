@@ -1,19 +1,27 @@
-"""Health and lag of each database server, checked on a fresh short-timeout connection.
+"""Health and lag of each database server, checked on short-deadline probe connections.
 
-A fresh connection each time means a hung server costs at most `connect_timeout` and never
-poisons the request's own persistent connections. Used by /readyz now and by the router's
-health cache (docs/ROUTING.md).
+Probes run on their own connections, never the request's: a hung server can't poison those.
+Each process keeps one probe connection per server (`ProbeConnections`) instead of opening a
+new one per probe — the router probes every server about once a second in every web and worker
+process, and a new PostgreSQL connection is a backend fork on the server. Every probe query
+runs in psycopg2's asynchronous mode under a client-side deadline, so a hung server (stopped
+process, dead network) costs at most that deadline, as a fresh connection's `connect_timeout`
+did; a connection that failed or timed out is dropped and the next probe connects again.
+Used by /readyz and by the router's health cache (docs/ROUTING.md).
 """
 
 from __future__ import annotations
 
+import os
 import random
+import select
 import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg2
+import psycopg2.extensions
 from django.conf import settings
 from django.db import DatabaseError, connections
 
@@ -21,6 +29,8 @@ from softfactory import metrics
 
 PROBE_CONNECT_TIMEOUT = 1
 PROBE_STATEMENT_TIMEOUT_MS = 500
+# Client-side bound on one probe query (the server's statement_timeout can't fire on a hung server).
+PROBE_QUERY_DEADLINE_SECONDS = 1.0
 
 # One round trip per replica. The CASE keeps an idle primary from looking like lag: when
 # everything received has been replayed, the replica is as current as its stream. (After a
@@ -53,47 +63,133 @@ class ReplicaHealth:
         return {k: v for k, v in asdict(self).items() if k in ("alias", "state", "lag_seconds", "lag_bytes")}
 
 
-def connect(alias: str, *, connect_timeout: int = PROBE_CONNECT_TIMEOUT) -> Any:
-    """A new psycopg2 connection to an alias's server, outside Django's connection handling."""
+def _probe_params(alias: str, connect_timeout: int) -> dict[str, Any]:
     params = dict(connections[alias].get_connection_params())
     params.pop("cursor_factory", None)
     params["connect_timeout"] = connect_timeout
     params["options"] = f"-c statement_timeout={PROBE_STATEMENT_TIMEOUT_MS}"
     params["application_name"] = "softfactory-probe"
-    conn = psycopg2.connect(**params)
+    return params
+
+
+def connect(alias: str, *, connect_timeout: int = PROBE_CONNECT_TIMEOUT) -> Any:
+    """A new psycopg2 connection to an alias's server, outside Django's connection handling."""
+    conn = psycopg2.connect(**_probe_params(alias, connect_timeout))
     conn.autocommit = True
     return conn
+
+
+class ProbeTimeout(psycopg2.OperationalError):
+    """The server did not answer a probe before its deadline."""
+
+
+def _wait(conn: Any, deadline: float) -> None:
+    """Drive an asynchronous psycopg2 connection until its operation is done or the deadline passes."""
+    while True:
+        state = conn.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ProbeTimeout(f"no answer within {PROBE_QUERY_DEADLINE_SECONDS:g} s")
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN if state == psycopg2.extensions.POLL_READ else select.POLLOUT)
+        poller.poll(remaining * 1000)
+
+
+class ProbeConnections:
+    """One asynchronous probe connection per alias, per process, reused across probes.
+
+    A connection in use by one thread is not shared: a concurrent probe of the same alias (e.g.
+    /readyz while the router probes) gets a one-off connection. Connections inherited over a
+    fork are left alone (closing them would end the parent's session) and the child connects.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.idle: dict[tuple[int, str, str], Any] = {}
+        self.inherited: list[Any] = []  # kept referenced so their finaliser never runs in a child
+
+    @staticmethod
+    def _key(alias: str) -> tuple[int, str, str]:
+        # The server's address is part of the key: tests (and failover tooling) re-point aliases.
+        params = _probe_params(alias, PROBE_CONNECT_TIMEOUT)
+        return (
+            os.getpid(),
+            alias,
+            f"{params.get('host')}:{params.get('port')}/{params.get('dbname') or params.get('database')}",
+        )
+
+    def _checkout(self, alias: str) -> Any | None:
+        key = self._key(alias)
+        with self.lock:
+            for other in [k for k in self.idle if k[0] != key[0]]:
+                self.inherited.append(self.idle.pop(other))
+            conn = self.idle.pop(key, None)
+        return None if conn is None or conn.closed else conn
+
+    def _checkin(self, alias: str, conn: Any) -> None:
+        key = self._key(alias)
+        with self.lock:
+            if key in self.idle:
+                conn.close()  # another thread returned one meanwhile: keep one
+            else:
+                self.idle[key] = conn
+
+    def query(self, alias: str, sql: str, params: Any = None) -> tuple[Any, ...]:
+        """One row of `sql` on the alias's server; psycopg2.Error (ProbeTimeout included) on failure."""
+        conn = self._checkout(alias)
+        if conn is not None:
+            try:
+                return self._run(alias, conn, sql, params)
+            except ProbeTimeout:
+                raise  # a hung server: a second try would only double the wait
+            except psycopg2.Error:
+                pass  # an idle connection dies with a server restart; only a fresh one failing counts
+        conn = psycopg2.connect(**_probe_params(alias, PROBE_CONNECT_TIMEOUT), async_=1)
+        try:
+            _wait(conn, time.monotonic() + PROBE_CONNECT_TIMEOUT)
+        except BaseException:
+            conn.close()
+            raise
+        return self._run(alias, conn, sql, params)
+
+    def _run(self, alias: str, conn: Any, sql: str, params: Any) -> tuple[Any, ...]:
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql, params)
+            _wait(conn, time.monotonic() + PROBE_QUERY_DEADLINE_SECONDS)
+            row = cursor.fetchone()
+        except BaseException:
+            conn.close()  # a timed-out or broken connection is never reused
+            raise
+        self._checkin(alias, conn)
+        return tuple(row)
+
+    def close_all(self) -> None:
+        with self.lock:
+            pid = os.getpid()
+            for key in [k for k in self.idle if k[0] == pid]:
+                self.idle.pop(key).close()
+
+
+probes = ProbeConnections()
 
 
 def primary_insert_lsn() -> str | None:
     """The primary's current WAL insert position, or None when it can't be reached."""
     try:
-        conn = connect("default")
+        return str(probes.query("default", "SELECT pg_current_wal_insert_lsn()::text")[0])
     except psycopg2.Error:
         return None
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_current_wal_insert_lsn()::text")
-            return str(cur.fetchone()[0])
-    except psycopg2.Error:
-        return None
-    finally:
-        conn.close()
 
 
 def probe_replica(alias: str, primary_lsn: str | None) -> ReplicaHealth:
     try:
-        conn = connect(alias)
+        row = probes.query(alias, REPLICA_HEALTH_SQL, {"primary_lsn": primary_lsn})
     except psycopg2.Error as exc:
         return ReplicaHealth(alias, "down", error=str(exc).strip())
-    try:
-        with conn.cursor() as cur:
-            cur.execute(REPLICA_HEALTH_SQL, {"primary_lsn": primary_lsn})
-            in_recovery, replay_lsn, pause_state, lag_s, lag_bytes, receiver = cur.fetchone()
-    except psycopg2.Error as exc:
-        return ReplicaHealth(alias, "down", error=str(exc).strip())
-    finally:
-        conn.close()
+    in_recovery, replay_lsn, pause_state, lag_s, lag_bytes, receiver = row
     if not in_recovery:
         return ReplicaHealth(alias, "promoted")
     lag_s = round(float(lag_s), 3)
