@@ -51,6 +51,24 @@ class Chef(models.Model):
         return self.name
 
 
+class ChefCount(models.Model):
+    """How many chefs have each (is_active, cuisine_type): the chef list's exact count without COUNT(*).
+
+    Written only by the triggers of migration 0003 (every write path, COPY and raw SQL included,
+    in the writing transaction); the unfiltered count is the SUM over a few dozen rows.
+    """
+
+    counts_rows_of: ClassVar[str] = "coocook.Chef"  # manage.py recount_lists checks every such model
+
+    pk = models.CompositePrimaryKey("is_active", "cuisine_type")
+    is_active = models.BooleanField()
+    cuisine_type = models.CharField(max_length=50)
+    n = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.cuisine_type} ({'active' if self.is_active else 'inactive'}): {self.n}"
+
+
 class Booking(models.Model):
     """A chef booked for `period` = [start, start + duration) in BOOKING_TIME_ZONE wall-clock time."""
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
 from django.http import HttpResponse
 from rest_framework.request import Request
 
-from coocook.models import Booking, Chef, Review
+from coocook.models import Booking, Chef, ChefCount, Review
 from coocook.permissions import is_staff
 from coocook.serializers import ChefSerializer, ReviewSerializer
 from softfactory.api import NotFound
@@ -55,6 +55,20 @@ def chef_list(
     if q:
         chefs = chefs.filter(name__icontains=q)
     return chefs.order_by(*CHEF_ORDERINGS[ordering])
+
+
+def chef_count(*, cuisine: str | None = None, min_rating: Decimal | None = None, q: str | None = None) -> int | None:
+    """The stored exact size of `chef_list` with these filters, or None when they aren't a stored key.
+
+    ChefCount rows are kept by triggers in every writing transaction, so this is a SUM over a few
+    dozen rows instead of a COUNT(*) over every active chef.
+    """
+    if min_rating is not None or q:
+        return None
+    counts = ChefCount.objects.filter(is_active=True)
+    if cuisine:
+        counts = counts.filter(cuisine_type=cuisine)
+    return int(counts.aggregate(total=Sum("n"))["total"] or 0)
 
 
 def chefs_visible_to(*, user: Any) -> QuerySet[Chef]:
@@ -120,7 +134,8 @@ def cached_chef_list(
 
     def compute(page: CanonicalPagination | None) -> Fill:
         chefs = chef_list(cuisine=cuisine, min_rating=min_rating, q=q, ordering=ordering)
-        return Fill(_page(page).page_of(chefs, ChefSerializer))
+        count = chef_count(cuisine=cuisine, min_rating=min_rating, q=q)
+        return Fill(_page(page).page_of(chefs, ChefSerializer, count=count))
 
     return CHEF_LIST.respond(request, params=params, compute=compute)
 

@@ -55,6 +55,24 @@ class Campaign(models.Model):
         return self.title
 
 
+class CampaignCount(models.Model):
+    """How many campaigns have each (status, category): the campaign list's exact count without COUNT(*).
+
+    Written only by the triggers of migration 0003 (every write path, COPY and raw SQL included,
+    in the writing transaction).
+    """
+
+    counts_rows_of: ClassVar[str] = "review.Campaign"  # manage.py recount_lists checks every such model
+
+    pk = models.CompositePrimaryKey("status", "category")
+    status = models.CharField(max_length=10)
+    category = models.CharField(max_length=50)
+    n = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.status}/{self.category}: {self.n}"
+
+
 class Application(models.Model):
     """A user's application to review for a campaign; one per user and campaign."""
 

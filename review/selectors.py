@@ -7,12 +7,12 @@ review/signals.py bumps on every write to a campaign (applicant_count included).
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.http import HttpResponse
 from rest_framework.request import Request
 
 from platform_core.models import User
-from review.models import Application, Campaign
+from review.models import Application, Campaign, CampaignCount
 from review.serializers import CampaignSerializer
 from softfactory.api import NotFound
 from softfactory.cache import CachedRead, CanonicalPagination, Fill
@@ -34,6 +34,20 @@ def campaign_list(*, status: str, category: str | None = None, q: str | None = N
     if q is not None:
         campaigns = campaigns.filter(title__icontains=q)
     return campaigns.order_by("-created_at", "id")
+
+
+def campaign_count(*, status: str, category: str | None = None, q: str | None = None) -> int | None:
+    """The stored exact size of `campaign_list` with these filters, or None when they aren't a stored key.
+
+    CampaignCount rows are kept by triggers in every writing transaction: a SUM over a handful of
+    rows instead of a COUNT(*) over every campaign in the status.
+    """
+    if q is not None:
+        return None
+    counts = CampaignCount.objects.filter(status=status)
+    if category is not None:
+        counts = counts.filter(category=category)
+    return int(counts.aggregate(total=Sum("n"))["total"] or 0)
 
 
 def campaign_visible_to(*, viewer: User | None, campaign_id: int) -> Campaign:
@@ -67,7 +81,11 @@ def cached_campaign_list(*, request: Request, status: str, category: str | None,
     def compute(page: CanonicalPagination | None) -> Fill:
         if page is None:  # CAMPAIGN_LIST is paginated
             raise TypeError("a paginated read needs its pagination")
-        campaigns = page.page_of(campaign_list(status=status, category=category, q=q), CampaignSerializer)
+        campaigns = page.page_of(
+            campaign_list(status=status, category=category, q=q),
+            CampaignSerializer,
+            count=campaign_count(status=status, category=category, q=q),
+        )
         return Fill(campaigns, public=status != Campaign.Status.DRAFT)
 
     return CAMPAIGN_LIST.respond(
