@@ -20,7 +20,11 @@ import functools
 import http.client
 import json
 import logging
+import os
+import select
+import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -111,6 +115,12 @@ class WebhookPublisher(Publisher):
     2xx = published (external id from the body's `external_id` or `id`); 5xx, 408, 409, 425,
     429 and a refused or timed-out connect = transient; other answers = permanent; no answer
     in time or a connection lost after sending = outcome unknown.
+
+    One keep-alive connection per process and thread, kept only after a success (any error
+    closes it, so a late answer can never be read as the next call's). A reused connection the
+    server has closed while idle is replaced before sending; if sending the request on it fails
+    (the server reset it meanwhile: the request never got through whole), it is sent once more
+    on a new connection. Nothing is resent once the request was sent: that stays outcome unknown.
     """
 
     honours_idempotency_keys = True
@@ -124,6 +134,7 @@ class WebhookPublisher(Publisher):
         self.host = parts.hostname
         self.port = parts.port
         self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._idle = threading.local()  # (pid, connection) kept after a success
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
         if self.https:
@@ -131,6 +142,40 @@ class WebhookPublisher(Publisher):
                 self.host, self.port, timeout=timeout, context=ssl.create_default_context()
             )
         return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    @staticmethod
+    def _dropped(sock: socket.socket) -> bool:
+        # An idle keep-alive socket is never readable: readable means the server closed it (EOF
+        # or reset) or sent something unasked. Either way it can't carry the next request.
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def _reusable(self, timeout: float) -> http.client.HTTPConnection | None:
+        held = getattr(self._idle, "connection", None)
+        self._idle.connection = None
+        if held is None:
+            return None
+        pid, connection = held
+        if pid != os.getpid():
+            return None  # inherited across a fork: the parent's socket, not ours to use
+        if connection.sock is None or self._dropped(connection.sock):
+            connection.close()
+            return None
+        connection.timeout = timeout
+        connection.sock.settimeout(timeout)
+        return connection
+
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        connection = self._connection(timeout)
+        try:
+            connection.connect()
+        except OSError as exc:  # refused, unreachable, DNS, connect timeout: nothing was sent
+            connection.close()
+            raise TransientPublishError(f"cannot connect to the webhook: {exc}") from exc
+        return connection
 
     @staticmethod
     def body(post: SNSPost, idempotency_key: str) -> bytes:
@@ -144,38 +189,51 @@ class WebhookPublisher(Publisher):
         return json.dumps(payload).encode()
 
     def publish(self, post: SNSPost, *, idempotency_key: str, timeout: float) -> Publication:
-        connection = self._connection(timeout)
+        body = self.body(post, idempotency_key)
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": idempotency_key,
+            "User-Agent": "SoftFactory-Publisher/1",
+        }
+        connection = self._reusable(timeout)
+        reused = connection is not None
+        if connection is None:
+            connection = self._connect(timeout)
+        kept = False
         try:
             try:
-                connection.connect()
-            except OSError as exc:  # refused, unreachable, DNS, connect timeout: nothing was sent
-                raise TransientPublishError(f"cannot connect to the webhook: {exc}") from exc
-            try:
-                connection.request(
-                    "POST",
-                    self.path,
-                    body=self.body(post, idempotency_key),
-                    headers={
-                        "Content-Type": "application/json",
-                        "Idempotency-Key": idempotency_key,
-                        "User-Agent": "SoftFactory-Publisher/1",
-                    },
-                )
+                try:
+                    connection.request("POST", self.path, body=body, headers=headers)
+                except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+                    if not reused:
+                        raise
+                    # The server reset the idle connection before this request got through whole
+                    # (request() only returns once all of it is handed to the kernel), so it was
+                    # not processed: send it once on a new connection.
+                    connection.close()
+                    connection = self._connect(timeout)
+                    connection.request("POST", self.path, body=body, headers=headers)
                 response = connection.getresponse()
                 raw = response.read(MAX_RESPONSE_BYTES)
             except TimeoutError as exc:
                 raise OutcomeUnknown(f"no answer from the webhook within {timeout:g} s") from exc
             except (OSError, http.client.HTTPException) as exc:
                 raise OutcomeUnknown(f"connection to the webhook lost: {exc!r}") from exc
+            status = response.status
+            if 200 <= status < 300:
+                publication = Publication(external_id=_external_id(raw))
+                # Keep it only if the answer was read whole and the server keeps it open.
+                kept = response.isclosed() and not response.will_close and connection.sock is not None
+                if kept:
+                    self._idle.connection = (os.getpid(), connection)
+                return publication
+            snippet = raw[:200].decode("utf-8", "replace")
+            if status >= 500 or status in RETRYABLE_4XX:
+                raise TransientPublishError(f"HTTP {status} from the webhook: {snippet}")
+            raise PermanentPublishError(f"HTTP {status} from the webhook: {snippet}")
         finally:
-            connection.close()
-        status = response.status
-        if 200 <= status < 300:
-            return Publication(external_id=_external_id(raw))
-        snippet = raw[:200].decode("utf-8", "replace")
-        if status >= 500 or status in RETRYABLE_4XX:
-            raise TransientPublishError(f"HTTP {status} from the webhook: {snippet}")
-        raise PermanentPublishError(f"HTTP {status} from the webhook: {snippet}")
+            if not kept:
+                connection.close()
 
 
 @functools.cache

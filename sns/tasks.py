@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from sns import selectors, services
 from softfactory import health, metrics
@@ -18,8 +19,14 @@ def dispatch_due_posts() -> dict[str, int]:
 
 
 @shared_task(ignore_result=True)
+def publish_posts(post_ids: list[int], token: str) -> dict[int, str]:
+    """Publish a chunk of one claim's posts; those it no longer owns (redelivery, reaped, done) are skipped."""
+    return services.posts_publish(post_ids=post_ids, token=token, budget_seconds=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+
+
+@shared_task(ignore_result=True)
 def publish_post(post_id: int, token: str) -> str:
-    """Publish one claimed post; a stale claim (redelivery, reaped, done) is a no-op."""
+    """One post (messages queued before publish_posts existed); the batch path with one id."""
     return services.post_publish(post_id=post_id, token=token)
 
 

@@ -265,6 +265,7 @@ CELERY_TASK_QUEUES = [
 ]
 CELERY_TASK_ROUTES = {
     "sns.tasks.dispatch_due_posts": {"queue": "dispatch"},
+    "sns.tasks.publish_posts": {"queue": "publish"},
     "sns.tasks.publish_post": {"queue": "publish"},
     "platform_core.tasks.deliver_notification": {"queue": "notifications"},
     "platform_core.tasks.deliver_pending_notifications": {"queue": "notifications"},
@@ -323,6 +324,10 @@ SNS_PUBLISH_TIMEOUT_SECONDS = env.float("SNS_PUBLISH_TIMEOUT_SECONDS", default=3
 SNS_LEASE_SECONDS = env.int("SNS_LEASE_SECONDS", default=300)  # > hard time limit
 SNS_DISPATCH_BATCH = env.int("SNS_DISPATCH_BATCH", default=500)
 SNS_DISPATCH_MAX_BATCHES = env.int("SNS_DISPATCH_MAX_BATCHES", default=20)
+# Posts per publish task (a claim is split into chunks so a worker's processes share it), and
+# threads per worker process calling publishers that honour idempotency keys.
+SNS_PUBLISH_CHUNK = env.int("SNS_PUBLISH_CHUNK", default=50)
+SNS_PUBLISH_THREADS = env.int("SNS_PUBLISH_THREADS", default=8)
 SNS_MAX_ATTEMPTS = env.int("SNS_MAX_ATTEMPTS", default=5)
 # Retries granted (on top of SNS_MAX_ATTEMPTS) to calls whose worker died mid-call, when the
 # publisher honours idempotency keys; beyond that such a post fails "outcome unknown".
@@ -333,6 +338,10 @@ if not CELERY_TASK_TIME_LIMIT < SNS_LEASE_SECONDS < _visibility_timeout:
     raise ImproperlyConfigured(
         "Need CELERY_TASK_TIME_LIMIT < SNS_LEASE_SECONDS < CELERY_VISIBILITY_TIMEOUT "
         f"(got {CELERY_TASK_TIME_LIMIT}, {SNS_LEASE_SECONDS}, {_visibility_timeout})."
+    )
+if SNS_PUBLISH_CHUNK < 1 or SNS_PUBLISH_THREADS < 1:
+    raise ImproperlyConfigured(
+        f"SNS_PUBLISH_CHUNK and SNS_PUBLISH_THREADS must be at least 1 (got {SNS_PUBLISH_CHUNK}, {SNS_PUBLISH_THREADS})."
     )
 if not SNS_PUBLISH_TIMEOUT_SECONDS < CELERY_TASK_SOFT_TIME_LIMIT <= CELERY_TASK_TIME_LIMIT:
     raise ImproperlyConfigured(

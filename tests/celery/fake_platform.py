@@ -4,15 +4,19 @@ It behaves like a real idempotent API: the first request with an `Idempotency-Ke
 and its successful answer stored; any later request with that key gets the stored answer and
 publishes nothing (a concurrent one waits for the first to finish). Failures it injects (503)
 are not stored, so a retry is processed afresh. It records every call, and notices when the
-client hung up before the answer (the caller was killed mid-call).
+client hung up before the answer (the caller was killed mid-call). It speaks HTTP/1.1 with
+keep-alive, counts the TCP connections it accepted, and can close idle ones after `idle_timeout`
+(with a reset instead of a clean close when `reset_idle`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import select
 import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -44,6 +48,9 @@ class FakePlatform:
         fail_first: int = 0,
         fail_status: int = 503,
         always_fail_status: int | None = None,
+        status_by_post: dict[int, int] | None = None,
+        idle_timeout: float | None = None,
+        reset_idle: bool = False,
         seed: int = 7,
     ) -> None:
         self.delay = delay
@@ -51,6 +58,10 @@ class FakePlatform:
         self.fail_first = fail_first
         self.fail_status = fail_status
         self.always_fail_status = always_fail_status
+        self.status_by_post = status_by_post or {}  # post id -> the error status it always gets
+        self.idle_timeout = idle_timeout
+        self.reset_idle = reset_idle
+        self.connections = 0  # TCP connections accepted
         self.random = random.Random(seed)
         self.lock = threading.Lock()
         self.key_locks: dict[str, threading.Lock] = {}
@@ -87,7 +98,9 @@ class FakePlatform:
         with self.lock:
             return Counter(key for key, _ in self.accepted)
 
-    def _decide_failure(self, key: str) -> int | None:
+    def _decide_failure(self, key: str, post_id: Any) -> int | None:
+        if post_id in self.status_by_post:
+            return self.status_by_post[post_id]
         if self.always_fail_status is not None:
             return self.always_fail_status
         if self.failures[key] < self.fail_first:
@@ -102,7 +115,7 @@ class FakePlatform:
         with key_lock:  # requests with the same key run one after the other
             with self.lock:
                 stored = self.stored.get(key)
-                failure = None if stored is not None else self._decide_failure(key)
+                failure = None if stored is not None else self._decide_failure(key, body.get("id"))
                 if failure is not None:
                     self.failures[key] += 1
             if stored is not None:
@@ -124,6 +137,25 @@ class FakePlatform:
         platform = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as real APIs
+            timeout = platform.idle_timeout  # an idle connection is closed after this
+
+            def setup(self) -> None:
+                super().setup()
+                with platform.lock:
+                    platform.connections += 1
+
+            def handle(self) -> None:
+                # A client killed (or reset) between two requests of a keep-alive connection.
+                with contextlib.suppress(ConnectionError):
+                    super().handle()
+
+            def finish(self) -> None:
+                if platform.reset_idle:
+                    # SO_LINGER 0: close() sends a reset instead of a clean FIN.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                super().finish()
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 

@@ -51,6 +51,7 @@ def test_the_celery_settings_keep_the_delivery_guarantees():
     assert {queue.name for queue in conf.task_queues} == {"dispatch", "publish", "notifications", "default"}
     assert app.amqp.router.route({}, "sns.tasks.dispatch_due_posts")["queue"].name == "dispatch"
     assert app.amqp.router.route({}, "sns.tasks.publish_post")["queue"].name == "publish"
+    assert app.amqp.router.route({}, "sns.tasks.publish_posts")["queue"].name == "publish"
     assert app.amqp.router.route({}, "platform_core.tasks.deliver_notification")["queue"].name == "notifications"
     assert app.amqp.router.route({}, "coocook.tasks.complete_finished_bookings")["queue"].name == "default"
     assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"

@@ -5,6 +5,8 @@ test_publishing_workers.py."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 import uuid
@@ -12,6 +14,8 @@ from datetime import timedelta
 from typing import ClassVar
 
 import pytest
+import redis
+from django.conf import settings as django_settings
 from django.db import connections, transaction
 from django.test import override_settings
 from django.utils import timezone
@@ -71,6 +75,13 @@ def broker():
     flush_broker()
     yield
     flush_broker()
+
+
+def queued_messages(queue: str) -> list[tuple[str, list]]:
+    """(task name, args) of the messages waiting in a queue of this suite's broker, oldest first."""
+    raw = redis.Redis.from_url(django_settings.CELERY_BROKER_URL).lrange(queue, 0, -1)
+    messages = [json.loads(message) for message in reversed(raw)]  # kombu LPUSHes: newest first
+    return [(message["headers"]["task"], json.loads(base64.b64decode(message["body"]))[0]) for message in messages]
 
 
 def due_post(**fields) -> SNSPost:
@@ -139,15 +150,22 @@ def test_a_post_is_never_claimed_before_its_next_attempt_time():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_dispatcher_queues_one_publish_task_per_claimed_post_after_commit(broker, settings):
-    settings.SNS_DISPATCH_BATCH = 2
-    posts = [due_post() for _ in range(5)]
+def test_the_dispatcher_queues_one_publish_task_per_chunk_of_each_claim_after_commit(broker, settings):
+    settings.SNS_DISPATCH_BATCH, settings.SNS_PUBLISH_CHUNK = 4, 3
+    posts = [due_post() for _ in range(10)]
 
     outcome = tasks.dispatch_due_posts()
 
-    assert outcome["claimed"] == 5
-    assert queue_length("publish") == 5
-    assert SNSPost.objects.filter(pk__in=[p.pk for p in posts], status="publishing").count() == 5
+    assert outcome["claimed"] == 10
+    # claims of 4, 4 and 2 posts -> chunks of 3 + 1, 3 + 1, 2
+    messages = queued_messages("publish")
+    assert [(name, len(args[0])) for name, args in messages] == [
+        ("sns.tasks.publish_posts", n) for n in (3, 1, 3, 1, 2)
+    ]
+    assert sorted(pk for _, args in messages for pk in args[0]) == sorted(p.pk for p in posts)
+    tokens = {str(p.claim_token) for p in SNSPost.objects.filter(pk__in=[p.pk for p in posts])}
+    assert {args[1] for _, args in messages} == tokens and len(tokens) == 3
+    assert SNSPost.objects.filter(pk__in=[p.pk for p in posts], status="publishing").count() == 10
 
 
 @pytest.mark.django_db(transaction=True)
