@@ -5,6 +5,8 @@ exports query and connection metrics, and adds what replica routing needs:
 
 * a guard on replica connections that refuses anything but reads, loudly, before the server
   does (a replica would answer SQLSTATE 25006, which is easy to misread as a routing accident);
+* a health check without a round trip (`is_usable`, run by CONN_HEALTH_CHECKS at the start of
+  each request): Django's `SELECT 1` cost one extra round trip per connection per request;
 * failover at connect time: when a replica can't be reached, its breaker opens and the
   connection is made to another usable replica, or the primary, instead — the client never
   sees the dead replica (docs/ROUTING.md). Such a stand-in connection is closed at the end of
@@ -14,10 +16,12 @@ exports query and connection metrics, and adds what replica routing needs:
 from __future__ import annotations
 
 import re
+import select
 from collections.abc import Callable
 from typing import Any
 
 import psycopg2
+import psycopg2.extensions
 from django.db import OperationalError, ProgrammingError, connections
 from django_prometheus.db.backends.postgresql import base as prometheus_base
 
@@ -85,6 +89,27 @@ class DatabaseWrapper(prometheus_base.DatabaseWrapper):
             self.stand_in_for = alias
             return connection
         raise psycopg2.OperationalError(f"replica {self.alias} and every stand-in are unreachable")
+
+    def is_usable(self) -> bool:
+        """Whether the idle connection is still open, judged from its socket alone.
+
+        A server that ends a session (restart, crash, `pg_terminate_backend`, idle timeout) sends
+        its goodbye and closes the socket, so an idle connection with anything to read is dead
+        (or holds a stray notice: reconnecting costs little). A server that is merely unreachable
+        would hang Django's `SELECT 1` as well; the request's own query and the monitor's probes
+        deal with that one.
+        """
+        conn = self.connection
+        if conn is None or conn.closed:
+            return False
+        if conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+            return False
+        try:
+            poller = select.poll()
+            poller.register(conn.fileno(), select.POLLIN)
+            return not poller.poll(0)
+        except (OSError, ValueError, psycopg2.Error):
+            return False
 
     def close_if_unusable_or_obsolete(self) -> None:
         if self.stand_in_for is not None and self.connection is not None:
