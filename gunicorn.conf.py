@@ -9,10 +9,11 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1))
-# gthread by default: keep-alive (nginx's upstream pool) and no per-response close handshake; it
-# served 2.1x the requests of sync in the same benchmark mix (docs/PERFORMANCE.md). Each thread
-# holds its own database connections; sync workers take GUNICORN_THREADS=1.
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
+# sync by default: on a quiet machine the benchmark's 1,000-user mix had a p99 3x lower with sync
+# workers than with gthread x 4 (threads of one worker contend for its GIL), at slightly higher
+# throughput; gthread wins only at raw keep-alive throughput (docs/PERFORMANCE.md). Each gthread
+# thread holds its own database connections.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", 4 if worker_class == "gthread" else 1))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))

@@ -123,8 +123,9 @@ def explain() -> dict[str, Any]:
     return {
         "server": REPLICA,
         "queries": [
-            # A stored-count table holds a few dozen rows: a sequential scan is its right plan.
-            {"name": n, "table": t, "plan": p, "needs_index": not t.endswith("count")}
+            # A stored-count table holds a few dozen rows: a sequential scan is its right plan. The
+            # replaced COUNT(*)s read ~95 % of the table, where the planner rightly scans it.
+            {"name": n, "table": t, "plan": p, "needs_index": not (t.endswith("count") or "replaced" in n)}
             for n, t, p in queries
         ],
     }

@@ -520,7 +520,7 @@ def park_seeded_work(st: Stack) -> dict[str, int]:
 
 
 def _index_word(uses_index: bool | None) -> str:
-    return "n/a (tiny table)" if uses_index is None else ("yes" if uses_index else "**no**")
+    return "n/a" if uses_index is None else ("yes" if uses_index else "**no**")
 
 
 def explain(st: Stack) -> list[dict[str, Any]]:
