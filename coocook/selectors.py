@@ -10,14 +10,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Q, QuerySet
 from django.http import HttpResponse
 from rest_framework.request import Request
 
 from coocook.models import Booking, Chef, ChefCount, Review
 from coocook.permissions import is_staff
 from coocook.serializers import ChefSerializer, ReviewSerializer
-from softfactory.api import NotFound
+from softfactory.api import NotFound, stored_count
 from softfactory.cache import CachedRead, CanonicalPagination, Fill
 
 # Response-cache namespaces: what a cached response shows, hence what a write invalidates.
@@ -57,8 +57,11 @@ def chef_list(
     return chefs.order_by(*CHEF_ORDERINGS[ordering])
 
 
-def chef_count(*, cuisine: str | None = None, min_rating: Decimal | None = None, q: str | None = None) -> int | None:
-    """The stored exact size of `chef_list` with these filters, or None when they aren't a stored key.
+def chef_count(
+    *, cuisine: str | None = None, min_rating: Decimal | None = None, q: str | None = None
+) -> QuerySet[ChefCount] | None:
+    """The stored exact size of `chef_list` with these filters (a one-value query, read along with
+    the page), or None when they aren't a stored key.
 
     ChefCount rows are kept by triggers in every writing transaction, so this is a SUM over a few
     dozen rows instead of a COUNT(*) over every active chef.
@@ -68,7 +71,7 @@ def chef_count(*, cuisine: str | None = None, min_rating: Decimal | None = None,
     counts = ChefCount.objects.filter(is_active=True)
     if cuisine:
         counts = counts.filter(cuisine_type=cuisine)
-    return int(counts.aggregate(total=Sum("n"))["total"] or 0)
+    return stored_count(counts)
 
 
 def chefs_visible_to(*, user: Any) -> QuerySet[Chef]:

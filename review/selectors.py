@@ -7,14 +7,14 @@ review/signals.py bumps on every write to a campaign (applicant_count included).
 
 from __future__ import annotations
 
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet
 from django.http import HttpResponse
 from rest_framework.request import Request
 
 from platform_core.models import User
 from review.models import Application, Campaign, CampaignCount
 from review.serializers import CampaignSerializer
-from softfactory.api import NotFound
+from softfactory.api import NotFound, stored_count
 from softfactory.cache import CachedRead, CanonicalPagination, Fill
 
 CAMPAIGNS = "campaigns"  # response-cache namespace: every campaign field a response shows
@@ -36,8 +36,9 @@ def campaign_list(*, status: str, category: str | None = None, q: str | None = N
     return campaigns.order_by("-created_at", "id")
 
 
-def campaign_count(*, status: str, category: str | None = None, q: str | None = None) -> int | None:
-    """The stored exact size of `campaign_list` with these filters, or None when they aren't a stored key.
+def campaign_count(*, status: str, category: str | None = None, q: str | None = None) -> QuerySet[CampaignCount] | None:
+    """The stored exact size of `campaign_list` with these filters (a one-value query, read along
+    with the page), or None when they aren't a stored key.
 
     CampaignCount rows are kept by triggers in every writing transaction: a SUM over a handful of
     rows instead of a COUNT(*) over every campaign in the status.
@@ -47,7 +48,7 @@ def campaign_count(*, status: str, category: str | None = None, q: str | None = 
     counts = CampaignCount.objects.filter(status=status)
     if category is not None:
         counts = counts.filter(category=category)
-    return int(counts.aggregate(total=Sum("n"))["total"] or 0)
+    return stored_count(counts)
 
 
 def campaign_visible_to(*, viewer: User | None, campaign_id: int) -> Campaign:

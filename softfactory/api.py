@@ -1,7 +1,8 @@
 """API conventions shared by every app (API.md "Conventions").
 
 * `Pagination`: `?page=1&per_page=12`, strict bounds (400), exact `count`, absolute links,
-  a page past the end is 200 with empty `results`; two queries per page (count + page).
+  a page past the end is 200 with empty `results`; two queries per page (count + page), or one
+  when the count is a stored one that rides along with the page (`stored_count`).
 * `DomainError` and its subclasses: services raise them, `exception_handler` maps them to
   HTTP with `{"detail", "code"}` bodies (404 and 409 always carry a code).
 * Strict query-parameter parsing (`choice_param`, `decimal_param`, ...): unknown values of
@@ -21,7 +22,7 @@ import psycopg2.errors
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import InterfaceError, OperationalError
-from django.db.models import QuerySet
+from django.db.models import BigIntegerField, F, Func, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.defaults import page_not_found as django_page_not_found
@@ -176,6 +177,19 @@ def text_param(request: Request, name: str, *, max_length: int = 100) -> str | N
 # --- pagination -------------------------------------------------------------------------
 
 
+TOTAL_ANNOTATION = "_pagination_total"
+STORED_TOTAL = "stored_total"
+
+
+def stored_count(counts: QuerySet[Any], column: str = "n") -> QuerySet[Any]:
+    """A one-value query: the sum of `column` over `counts` (rows of a stored-count table).
+
+    `Func`, not `Sum`: a plain aggregate over the filtered rows, with no GROUP BY, usable as a
+    scalar subquery.
+    """
+    return counts.annotate(**{STORED_TOTAL: Func(F(column), function="SUM")}).values(STORED_TOTAL)
+
+
 class Pagination:
     """`page`/`per_page` pagination with an exact count (API.md)."""
 
@@ -188,8 +202,20 @@ class Pagination:
     def offset(self) -> int:
         return (self.page - 1) * self.per_page
 
-    def paginate(self, queryset: QuerySet[Any], *, count: int | None = None) -> tuple[list[Any], int]:
-        """The page's rows and the exact total; pass `count` when it is kept elsewhere."""
+    def paginate(self, queryset: QuerySet[Any], *, count: int | QuerySet[Any] | None = None) -> tuple[list[Any], int]:
+        """The page's rows and the exact total.
+
+        `count`: None counts the queryset; an int is a total kept elsewhere; a `stored_count`
+        query is read in the page's own query (an uncorrelated scalar subquery, evaluated once),
+        so the page costs one round trip - two only when it is empty.
+        """
+        if isinstance(count, QuerySet):
+            page = queryset.annotate(**{TOTAL_ANNOTATION: Subquery(count, output_field=BigIntegerField())})
+            rows = list(page[self.offset : self.offset + self.per_page])
+            if rows:
+                return rows, int(getattr(rows[0], TOTAL_ANNOTATION) or 0)
+            totals = list(count.values_list(STORED_TOTAL, flat=True))
+            return [], int(totals[0] or 0) if totals else 0
         total = queryset.count() if count is None else count
         rows = list(queryset[self.offset : self.offset + self.per_page]) if self.offset < total else []
         return rows, total

@@ -699,9 +699,9 @@ class CanonicalPagination(Pagination):
         queryset: models.QuerySet[Any],
         serializer_class: type[BaseSerializer[Any]],
         *,
-        count: int | None = None,
+        count: int | models.QuerySet[Any] | None = None,
     ) -> dict[str, Any]:
-        """One page envelope: count + page, two queries whatever the page size (`count`: a stored one)."""
+        """One page envelope: count + page whatever the page size (`count`: see Pagination.paginate)."""
         rows, total = self.paginate(queryset, count=count)
         data = serializer_class(rows, many=True, context={"request": self.request}).data
         return self.envelope(list(data), total)

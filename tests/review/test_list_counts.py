@@ -202,10 +202,10 @@ def test_a_stored_key_list_reads_the_stored_count_and_never_counts_campaigns(cli
     client = client_for(None)
     small = _list_sql(client, {"per_page": 1})
     large = _list_sql(client, {"per_page": 100, "category": "food"})
-    assert len(small) == len(large) == 2
+    assert len(small) == len(large) == 1  # the page, with the stored count as a scalar subquery
     for queries in (small, large):
         assert not [sql for sql in queries if _counts_campaigns(sql)]
-        assert any('"review_campaigncount"' in sql for sql in queries)
+        assert '"review_campaigncount"' in queries[0]
     assert any(_counts_campaigns(sql) for sql in _list_sql(client, {"q": "serum"}))  # the control
 
 
