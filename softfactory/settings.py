@@ -405,6 +405,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "softfactory.negotiation.JSONFirstNegotiation",
     "DEFAULT_PARSER_CLASSES": ["softfactory.parsers.SafeJSONParser"],
     "EXCEPTION_HANDLER": "softfactory.api.exception_handler",
     # ASCII-escaped JSON: a lone surrogate echoed back in an error message can't break rendering.
