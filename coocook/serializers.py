@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from coocook.models import Booking, Chef, Review
 from softfactory.api import money_field
+from softfactory.serializers import ModelSerializer
 
 MAX_BIGINT = 2**63 - 1
 MAX_HOURLY_RATE_DIGITS = 10  # Chef.hourly_rate is numeric(10, 2)
@@ -32,7 +33,7 @@ def _id_field(**kwargs: Any) -> serializers.IntegerField:
 # --- chefs ------------------------------------------------------------------------------
 
 
-class ChefSerializer(serializers.ModelSerializer[Chef]):
+class ChefSerializer(ModelSerializer[Chef]):
     hourly_rate = money_field(max_digits=MAX_HOURLY_RATE_DIGITS, read_only=True)
     rating = serializers.DecimalField(max_digits=3, decimal_places=2, read_only=True)
 
@@ -68,7 +69,7 @@ class BookingCreateSerializer(serializers.Serializer[Any]):
     notes = serializers.CharField(max_length=2000, allow_blank=True, required=False, default="")
 
 
-class BookingSerializer(serializers.ModelSerializer[Booking]):
+class BookingSerializer(ModelSerializer[Booking]):
     chef_id = serializers.IntegerField(read_only=True)
     start_time = HourMinuteField(read_only=True)
     total_price = money_field(read_only=True)
@@ -100,7 +101,7 @@ class ReviewCreateSerializer(serializers.Serializer[Any]):
     comment = serializers.CharField(max_length=5000, allow_blank=True, required=False, default="")
 
 
-class ReviewSerializer(serializers.ModelSerializer[Review]):
+class ReviewSerializer(ModelSerializer[Review]):
     booking_id = serializers.IntegerField(read_only=True)
 
     class Meta:

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from platform_core.models import Payment, User
+from softfactory.serializers import ModelSerializer
 
 BOOKING_PAYABLE = "coocook.booking"  # the payable kind behind `booking_id` (registered by coocook)
 MAX_BIGINT = 2**63 - 1
@@ -22,13 +23,13 @@ class LoginSerializer(serializers.Serializer[Any]):
     password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
 
 
-class UserSerializer(serializers.ModelSerializer[User]):
+class UserSerializer(ModelSerializer[User]):
     class Meta:
         model = User
         fields = ("id", "email", "name")
 
 
-class MeSerializer(serializers.ModelSerializer[User]):
+class MeSerializer(ModelSerializer[User]):
     class Meta:
         model = User
         fields = ("id", "email", "name", "is_staff")
@@ -44,7 +45,7 @@ class PaymentCreateSerializer(serializers.Serializer[Any]):
     method = serializers.ChoiceField(choices=Payment.Method.choices)
 
 
-class PaymentSerializer(serializers.ModelSerializer[Payment]):
+class PaymentSerializer(ModelSerializer[Payment]):
     booking_id = serializers.IntegerField(source="payable_id", read_only=True)
 
     class Meta:

@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from review.models import Application, Campaign
 from softfactory.api import AwareDateTimeField, money_field
+from softfactory.serializers import ModelSerializer
 
 MAX_REVIEWERS_LIMIT = 1_000_000
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
@@ -40,7 +41,7 @@ def choice_field(choices: list[str], **kwargs: Any) -> serializers.ChoiceField:
     return serializers.ChoiceField(choices=choices, **kwargs)
 
 
-class CampaignSerializer(serializers.ModelSerializer[Campaign]):
+class CampaignSerializer(ModelSerializer[Campaign]):
     reward = money_field(read_only=True)
 
     class Meta:
@@ -68,7 +69,7 @@ class CampaignWriteSerializer(serializers.Serializer[Any]):
         return value.upper()
 
 
-class ApplicationSerializer(serializers.ModelSerializer[Application]):
+class ApplicationSerializer(ModelSerializer[Application]):
     campaign_id = serializers.IntegerField(read_only=True)
 
     class Meta:

@@ -10,6 +10,7 @@ from rest_framework import serializers
 from sns.models import SNSPost
 from sns.services import CONTENT_MAX_LENGTH
 from softfactory.api import AwareDateTimeField
+from softfactory.serializers import ModelSerializer
 
 
 class StrictCharField(serializers.CharField):
@@ -39,7 +40,7 @@ class SNSPostScheduleSerializer(serializers.Serializer[dict[str, Any]]):
         return value
 
 
-class SNSPostScheduledSerializer(serializers.ModelSerializer[SNSPost]):
+class SNSPostScheduledSerializer(ModelSerializer[SNSPost]):
     """The 202 answer to a schedule request."""
 
     # Always "scheduled" here; documented as such.
@@ -51,7 +52,7 @@ class SNSPostScheduledSerializer(serializers.ModelSerializer[SNSPost]):
         read_only_fields = fields
 
 
-class SNSPostSerializer(serializers.ModelSerializer[SNSPost]):
+class SNSPostSerializer(ModelSerializer[SNSPost]):
     """A post as its owner sees it."""
 
     class Meta:
