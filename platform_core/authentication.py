@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.core.cache import cache
 from django.http import HttpRequest
+from drf_spectacular.authentication import SessionScheme
 from rest_framework import authentication, exceptions
 
 from platform_core.models import AuthToken, User, hash_token_key
@@ -108,3 +110,22 @@ class TokenAuthentication(authentication.TokenAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return self.keyword
+
+
+class SessionAuthentication(authentication.SessionAuthentication):
+    """DRF's session authentication, without loading a session the request has no cookie for.
+
+    With no session cookie there is no session to find: DRF would still build Django's lazy user
+    (a session lookup that can only come back empty) on every anonymous request.
+    """
+
+    def authenticate(self, request: Any) -> tuple[Any, None] | None:
+        if settings.SESSION_COOKIE_NAME not in request._request.COOKIES:
+            return None
+        return super().authenticate(request)
+
+
+class SessionAuthenticationScheme(SessionScheme):
+    """OpenAPI (drf-spectacular): the session cookie scheme, as for DRF's own class."""
+
+    target_class = "platform_core.authentication.SessionAuthentication"

@@ -39,9 +39,9 @@ import contextlib
 import dataclasses
 import gzip
 import hashlib
-import json
 import logging
 import math
+import os
 import random
 import re
 import threading
@@ -61,7 +61,8 @@ from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 from django_redis import get_redis_connection
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
 from rest_framework.request import Request
 from rest_framework.serializers import BaseSerializer
 
@@ -263,6 +264,65 @@ return 0
 
 
 scripts = _Scripts()
+
+
+class _DirectConnections:
+    """A Redis connection of its own per thread for the lookup every cached read makes.
+
+    redis-py's client path around a command (pool checkout and release, a health poll, retry and
+    observability wrappers) costs about as much CPU as the command's own round trip
+    (docs/PERFORMANCE.md). Here one connection, made from the client pool's settings, sends the
+    packed command and reads the reply. A new pool (another LOCATION), a new process (a fork) or a
+    new thread gets a new connection. Errors are redis-py's, so callers handle them as before.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def execute(self, client: Any, *args: Any) -> Any:
+        pool = client.connection_pool
+        local = self._local
+        key = (id(pool), os.getpid())
+        if getattr(local, "key", None) != key:
+            # A connection inherited over a fork is left alone: its socket is the parent's.
+            local.connection = pool.connection_class(**pool.connection_kwargs)
+            local.key = key
+        connection = local.connection
+        reused = connection._sock is not None
+        try:
+            return self._call(connection, args)
+        except RedisConnectionError:
+            connection.disconnect()
+            if not reused:
+                raise
+            # A connection idle across a Redis restart fails at once: once more, on a new one.
+            return self._call(connection, args)
+        except Exception:
+            # A timeout or anything else mid-reply leaves the connection unusable.
+            connection.disconnect()
+            raise
+
+    @staticmethod
+    def _call(connection: Any, args: tuple[Any, ...]) -> Any:
+        connection.send_packed_command(connection.pack_command(*args), check_health=False)
+        return connection.read_response()
+
+
+direct = _DirectConnections()
+# SHA-1 is what Redis names scripts by (EVALSHA), not a security measure.
+_script_shas = {
+    name: hashlib.sha1(getattr(_Scripts, name).encode(), usedforsecurity=False).hexdigest() for name in ("LOOKUP",)
+}
+
+
+def _evalsha_direct(client: Any, name: str, keys: list[str], args: list[Any]) -> Any:
+    """EVALSHA on this thread's direct connection, loading the script after NOSCRIPT (a restart)."""
+    command = ("EVALSHA", _script_shas[name], len(keys), *keys, *args)
+    try:
+        return direct.execute(client, *command)
+    except NoScriptError:
+        direct.execute(client, "SCRIPT", "LOAD", getattr(_Scripts, name))
+        return direct.execute(client, *command)
 
 
 def key_prefix() -> str:
@@ -577,7 +637,7 @@ class Lookup:
 
 def _lookup(namespaces: tuple[str, ...], suffix: str) -> Lookup:
     reply = _redis(
-        lambda r: scripts.run(
+        lambda r: _evalsha_direct(
             r,
             "LOOKUP",
             [meta_key(ns) for ns in namespaces],
@@ -805,17 +865,18 @@ class CachedRead:
         return clock() - entry.delta * XFETCH_BETA * math.log(1.0 - draw()) >= entry.soft_exp
 
     def _digest(self, request: Request, wire: Mapping[str, str], page: CanonicalPagination | None) -> str:
-        bits = {
-            "v": [FORMAT_VERSION, str(_setting("RESPONSE_CACHE_VERSION", "1"))],
-            "scheme": request.scheme,
-            "host": request.get_host(),
-            "path": request.path,
-            "accept": request.accepted_media_type,
-            "params": wire,
-            "page": [page.page, page.per_page] if page is not None else None,
-        }
-        blob = json.dumps(bits, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.blake2b(blob, digest_size=16).hexdigest()
+        # The repr of a tuple of strings and numbers is unambiguous, and cheaper than JSON.
+        bits = (
+            FORMAT_VERSION,
+            str(_setting("RESPONSE_CACHE_VERSION", "1")),
+            request.scheme,
+            request.get_host(),
+            request.path,
+            request.accepted_media_type,
+            tuple(sorted(wire.items())),
+            (page.page, page.per_page) if page is not None else None,
+        )
+        return hashlib.blake2b(repr(bits).encode(), digest_size=16).hexdigest()
 
     def _required_position(self, found: Lookup) -> tuple[int | None, int | None]:
         """(position the fill must see, position to record where none is known)."""

@@ -64,7 +64,9 @@ class HttpCachingMiddleware:
         )
         response["Cache-Control"] = PUBLIC if public else PRIVATE
         if public:
-            patch_vary_headers(response, ("Accept", "Authorization"))
+            # Public or private depends on the credentials (has_credentials): the Authorization
+            # header and the session cookie.
+            patch_vary_headers(response, ("Accept", "Authorization", "Cookie"))
         if read and response.status_code == 200 and isinstance(response, HttpResponse):
             if not response.has_header("ETag"):
                 response["ETag"] = etag_for(response.content)

@@ -51,18 +51,19 @@ class ModelSerializer(serializers.ModelSerializer[_M]):
             template = cls()
             readable = [field for field in template.fields.values() if not field.write_only]
             plan: _Plan | None = [
-                (field.field_name, field.get_attribute, field.to_representation) for field in readable
+                (str(field.field_name), field.get_attribute, field.to_representation) for field in readable
             ]
             if not all(isinstance(field, CONTEXT_FREE_FIELDS) for field in readable):
                 plan = None
             # On the class itself, not inherited: a subclass has its own fields.
             cls._output_plan_built = plan  # type: ignore[attr-defined]
-        return cls.__dict__["_output_plan_built"]  # type: ignore[no-any-return]
+        built: _Plan | None = cls.__dict__["_output_plan_built"]
+        return built
 
     def to_representation(self, instance: _M) -> dict[str, Any]:
         plan = self._output_plan()
         if plan is None:
-            return super().to_representation(instance)  # type: ignore[no-any-return]
+            return super().to_representation(instance)
         data: dict[str, Any] = {}
         for name, get_attribute, represent in plan:
             try:

@@ -33,18 +33,19 @@ def entry_keys() -> list[str]:
 
 
 class CountingRedis:
-    """Counts the commands the raw Redis client sends while installed."""
+    """Counts every command any Redis connection of this process sends while installed (the
+    pooled client's, and the response cache's direct lookup connection)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.commands: list[str] = []
-        client = get_redis_connection("default")
-        original = client.execute_command
+        connection_class = get_redis_connection("default").connection_pool.connection_class
+        original = connection_class.pack_command
 
-        def counted(*args, **kwargs):
+        def counted(connection, *args):
             self.commands.append(str(args[0]))
-            return original(*args, **kwargs)
+            return original(connection, *args)
 
-        monkeypatch.setattr(client, "execute_command", counted)
+        monkeypatch.setattr(connection_class, "pack_command", counted)
 
 
 def test_a_hit_costs_one_redis_round_trip_and_no_database_query(monkeypatch):
@@ -204,3 +205,46 @@ def test_hits_and_misses_are_counted_per_namespace():
     anonymous().get(f"{CHEFS}/{chef.pk}")
     assert requests_metric("chefs", "miss") == before["miss"] + 1
     assert requests_metric("chefs", "hit") == before["hit"] + 2
+
+
+def _hit_after(break_it) -> str:
+    ChefFactory.create_batch(2)
+    wait_for_replay()
+    client = anonymous()
+    assert client.get(CHEFS)["X-Cache"] == "miss"
+    assert client.get(CHEFS)["X-Cache"] == "hit"  # the lookup connection is open now
+    break_it(get_redis_connection("default"))
+    response = client.get(CHEFS)
+    assert response.status_code == 200
+    assert not cache.breaker.is_open
+    return response["X-Cache"]
+
+
+def test_a_lookup_connection_redis_dropped_is_replaced_at_once():
+    # Every client connection dropped, as a Redis restart would: the next lookup reconnects.
+    assert _hit_after(lambda redis: redis.client_kill_filter(_type="normal", skipme=False)) == "hit"
+
+
+def test_a_lookup_script_redis_forgot_is_loaded_again():
+    assert _hit_after(lambda redis: redis.script_flush()) == "hit"
+
+
+def test_each_thread_looks_up_on_its_own_connection():
+    import threading
+
+    ChefFactory.create_batch(2)
+    wait_for_replay()
+    assert anonymous().get(CHEFS)["X-Cache"] == "miss"
+    outcomes, connections_seen = [], set()
+
+    def look() -> None:
+        outcomes.append(anonymous().get(CHEFS)["X-Cache"])
+        connections_seen.add(id(cache.direct._local.connection))
+
+    threads = [threading.Thread(target=look) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == ["hit"] * 3
+    assert len(connections_seen) == 3

@@ -40,7 +40,7 @@ def test_public_reads_without_credentials_are_public_no_cache_with_an_etag():
             assert response.status_code == 200
             assert response["Cache-Control"] == PUBLIC, url
             assert re.fullmatch(r'W/"[0-9a-f]{32}"', response["ETag"])
-            assert {"Accept", "Authorization"} <= vary(response)
+            assert {"Accept", "Authorization", "Cookie"} <= vary(response)
         assert hit["ETag"] == miss["ETag"]
 
 

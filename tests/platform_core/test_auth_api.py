@@ -120,6 +120,28 @@ def test_login_sets_a_session_that_authenticates_browser_requests_with_csrf(user
     assert client.get("/api/auth/me").status_code == 401
 
 
+def test_a_request_without_a_session_cookie_looks_up_no_session_user(api_client, monkeypatch):
+    from django.contrib import auth
+
+    lookups = []
+    real_get_user = auth.get_user
+    monkeypatch.setattr(auth, "get_user", lambda request: lookups.append(1) or real_get_user(request))
+    assert api_client.get("/api/auth/me").status_code == 401
+    assert api_client.get("/api/coocook/chefs").status_code == 200
+    assert lookups == []
+    # A cookie naming no session is looked up, and is anonymous.
+    api_client.cookies["sessionid"] = "no-such-session"
+    assert api_client.get("/api/auth/me").status_code == 401
+    assert lookups
+
+
+def test_a_session_cookie_still_authenticates_after_the_short_path(user):
+    client = APIClient()
+    assert login(client, user.email).status_code == 200
+    assert "sessionid" in client.cookies
+    assert client.get("/api/auth/me").json()["email"] == user.email
+
+
 @override_settings(LOGIN_FAILURE_LIMIT=3)
 def test_failed_logins_lock_the_email_out_with_429_and_retry_after(api_client, user):
     for _ in range(3):
