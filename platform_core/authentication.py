@@ -18,6 +18,7 @@ from rest_framework import authentication, exceptions
 
 from platform_core.models import AuthToken, User, hash_token_key
 from softfactory.db_router import use_primary
+from softfactory.redis_direct import cache_get
 
 TOKEN_CACHE_SECONDS = 300
 _USER_FIELDS = ("id", "email", "name", "is_staff", "is_superuser", "is_active")
@@ -44,7 +45,7 @@ def _token_entry(request: HttpRequest | None, key: str) -> dict[str, Any] | None
     if key in memo:
         return memo[key]
     key_hash = hash_token_key(key)
-    entry = cache.get(token_cache_key(key_hash))
+    entry = cache_get("default", token_cache_key(key_hash))  # as cache.get, on a direct connection
     if entry is None:
         with use_primary():  # a token made a moment ago may not be on a replica yet
             token = AuthToken.objects.select_related("user").filter(key_hash=key_hash).first()

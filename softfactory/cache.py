@@ -41,7 +41,6 @@ import gzip
 import hashlib
 import logging
 import math
-import os
 import random
 import re
 import threading
@@ -61,7 +60,6 @@ from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 from django_redis import get_redis_connection
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from rest_framework.request import Request
 from rest_framework.serializers import BaseSerializer
@@ -70,6 +68,7 @@ from softfactory import metrics
 from softfactory.api import Pagination
 from softfactory.db_router import PRIMARY, current_state, use_primary
 from softfactory.http_caching import etag_for, mark_public
+from softfactory.redis_direct import direct
 from softfactory.replicas import monitor, parse_lsn
 
 logger = logging.getLogger(__name__)
@@ -266,49 +265,6 @@ return 0
 scripts = _Scripts()
 
 
-class _DirectConnections:
-    """A Redis connection of its own per thread for the lookup every cached read makes.
-
-    redis-py's client path around a command (pool checkout and release, a health poll, retry and
-    observability wrappers) costs about as much CPU as the command's own round trip
-    (docs/PERFORMANCE.md). Here one connection, made from the client pool's settings, sends the
-    packed command and reads the reply. A new pool (another LOCATION), a new process (a fork) or a
-    new thread gets a new connection. Errors are redis-py's, so callers handle them as before.
-    """
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def execute(self, client: Any, *args: Any) -> Any:
-        pool = client.connection_pool
-        local = self._local
-        key = (id(pool), os.getpid())
-        if getattr(local, "key", None) != key:
-            # A connection inherited over a fork is left alone: its socket is the parent's.
-            local.connection = pool.connection_class(**pool.connection_kwargs)
-            local.key = key
-        connection = local.connection
-        reused = connection._sock is not None
-        try:
-            return self._call(connection, args)
-        except RedisConnectionError:
-            connection.disconnect()
-            if not reused:
-                raise
-            # A connection idle across a Redis restart fails at once: once more, on a new one.
-            return self._call(connection, args)
-        except Exception:
-            # A timeout or anything else mid-reply leaves the connection unusable.
-            connection.disconnect()
-            raise
-
-    @staticmethod
-    def _call(connection: Any, args: tuple[Any, ...]) -> Any:
-        connection.send_packed_command(connection.pack_command(*args), check_health=False)
-        return connection.read_response()
-
-
-direct = _DirectConnections()
 # SHA-1 is what Redis names scripts by (EVALSHA), not a security measure.
 _script_shas = {
     name: hashlib.sha1(getattr(_Scripts, name).encode(), usedforsecurity=False).hexdigest() for name in ("LOOKUP",)

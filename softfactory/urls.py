@@ -14,10 +14,11 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
-    path("api/", include("platform_core.urls")),
+    # The busiest routes first: URLs are resolved by trying each pattern in turn.
     path("api/coocook/", include("coocook.urls")),
-    path("api/sns/", include("sns.urls")),
     path("api/review/", include("review.urls")),
+    path("api/sns/", include("sns.urls")),
+    path("api/", include("platform_core.urls")),
 ]
 
 handler404 = "softfactory.api.not_found"
