@@ -196,7 +196,8 @@ def _redis(call: Callable[[Any], T]) -> T:
 
 
 class _Scripts:
-    """Lua scripts, each sent once per Redis connection pool and then called by SHA."""
+    """Lua scripts, called by SHA on this thread's direct connection (softfactory/redis_direct.py)
+    and loaded again after NOSCRIPT (a Redis restart or SCRIPT FLUSH)."""
 
     # KEYS: the namespaces' meta hashes. ARGV[1]: initial generation for a namespace without
     # one, ARGV[2]: key prefix, ARGV[3]: "{view}:{digest}", ARGV[4..]: the namespace names.
@@ -251,34 +252,22 @@ return 0
 """
 
     def __init__(self) -> None:
-        self._registered: dict[tuple[int, str], Any] = {}
+        # SHA-1 is what Redis names scripts by (EVALSHA), not a security measure.
+        self._shas = {
+            name: hashlib.sha1(getattr(self, name).encode(), usedforsecurity=False).hexdigest()
+            for name in ("LOOKUP", "STORE", "BUMP", "RELEASE")
+        }
 
     def run(self, client: Any, name: str, keys: list[str], args: list[Any]) -> Any:
-        script = self._registered.get((id(client), name))
-        if script is None:
-            # redis-py's Script calls EVALSHA and reloads the script after NOSCRIPT (a restart).
-            script = client.register_script(getattr(self, name))
-            self._registered[(id(client), name)] = script
-        return script(keys=keys, args=args, client=client)
+        command = ("EVALSHA", self._shas[name], len(keys), *keys, *args)
+        try:
+            return direct.execute(client, *command)
+        except NoScriptError:
+            direct.execute(client, "SCRIPT", "LOAD", getattr(self, name))
+            return direct.execute(client, *command)
 
 
 scripts = _Scripts()
-
-
-# SHA-1 is what Redis names scripts by (EVALSHA), not a security measure.
-_script_shas = {
-    name: hashlib.sha1(getattr(_Scripts, name).encode(), usedforsecurity=False).hexdigest() for name in ("LOOKUP",)
-}
-
-
-def _evalsha_direct(client: Any, name: str, keys: list[str], args: list[Any]) -> Any:
-    """EVALSHA on this thread's direct connection, loading the script after NOSCRIPT (a restart)."""
-    command = ("EVALSHA", _script_shas[name], len(keys), *keys, *args)
-    try:
-        return direct.execute(client, *command)
-    except NoScriptError:
-        direct.execute(client, "SCRIPT", "LOAD", getattr(_Scripts, name))
-        return direct.execute(client, *command)
 
 
 def key_prefix() -> str:
@@ -593,7 +582,7 @@ class Lookup:
 
 def _lookup(namespaces: tuple[str, ...], suffix: str) -> Lookup:
     reply = _redis(
-        lambda r: _evalsha_direct(
+        lambda r: scripts.run(
             r,
             "LOOKUP",
             [meta_key(ns) for ns in namespaces],
@@ -954,9 +943,8 @@ def _respond(request: HttpRequest | Request, entry: Entry, *, public: bool, outc
 
 
 def reset_for_tests() -> None:
-    """Forget process-local state: the breaker, failed bumps, script registrations."""
+    """Forget process-local state: the breaker, failed bumps, fill counts."""
     breaker.reset()
     with _pending_lock:
         _pending.clear()
-    scripts._registered.clear()
     fills.clear()

@@ -4,7 +4,7 @@ redis-py's client path around a command (pool checkout and release, a health pol
 observability wrappers) costs about as much CPU as the command's own round trip
 (docs/PERFORMANCE.md). `direct.execute` sends one packed command on this thread's connection,
 made from the client pool's own settings, and reads the reply. Used for the response cache's
-lookup (softfactory/cache.py) and the token cache read (platform_core/authentication.py).
+scripts (softfactory/cache.py) and the token cache read (platform_core/authentication.py).
 """
 
 from __future__ import annotations
