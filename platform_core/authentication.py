@@ -79,6 +79,25 @@ def routing_client_id(request: HttpRequest) -> int | None:
     return None
 
 
+def passes_authentication(request: HttpRequest) -> bool:
+    """Would the API's authentication accept this request as it stands, without a session?
+
+    True with no credentials at all (anonymous) or with an active token; a session cookie or
+    any other Authorization header is for DRF to judge. The response cache answers public
+    hits before DRF runs only to such callers (softfactory.cache.serve_hits_early): everyone
+    else gets DRF's own answer, a 401 for a revoked token included.
+    """
+    if settings.SESSION_COOKIE_NAME in request.COOKIES:
+        return False
+    if "HTTP_AUTHORIZATION" not in request.META:
+        return True
+    key = _token_from_header(request)
+    if key is None:
+        return False
+    entry = _token_entry(request, key)
+    return entry is not None and bool(entry["is_active"])
+
+
 class TokenAuthentication(authentication.TokenAuthentication):
     """DRF's header parsing over our hashed, per-login, cached tokens.
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gzip
 import hashlib
 import logging
@@ -54,11 +55,12 @@ from urllib.parse import urlencode
 
 from celery.signals import task_prerun
 from django.conf import settings
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import DisallowedHost, FieldDoesNotExist
 from django.db import DatabaseError, connections, models, transaction
 from django.db.models.signals import post_delete, post_save
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
+from django.utils.module_loading import import_string
 from django_redis import get_redis_connection
 from redis.exceptions import NoScriptError, RedisError
 from rest_framework.request import Request
@@ -770,14 +772,25 @@ class CachedRead:
             # This process failed to bump: entries may be stale, and only the primary is sure.
             return self._uncached(request, compute, page, alias=PRIMARY, result="bypass")
         suffix = f"{self.view}:{self._digest(request, wire, page)}"
-        try:
-            found = _lookup(self.namespaces, suffix)
-        except CacheUnavailable:
+        setattr(request._request, SERVED_READ_ATTRIBUTE, (self, suffix))
+        early: EarlyLookup | None = getattr(request._request, EARLY_LOOKUP_ATTRIBUTE, None)
+        if early is not None and early.suffix == suffix:
+            # Looked up before DRF ran (serve_hits_early) and not answered there: same key, same
+            # moment (still before any query), so not asked again.
+            found, entry, refresh = early.found, early.entry, early.refresh
+        else:
+            try:
+                found = _lookup(self.namespaces, suffix)
+            except CacheUnavailable:
+                found = None
+            else:
+                _run_hooks("after_lookup", self.view)
+            entry = unpack(found.raw) if found is not None and found.raw is not None else None
+            refresh = entry is not None and self._refresh_early(entry)
+        if found is None:
             return self._uncached(request, compute, page, alias=PRIMARY, result="error")
-        _run_hooks("after_lookup", self.view)
-        entry = unpack(found.raw) if found.raw is not None else None
         if entry is not None:
-            if self._refresh_early(entry):
+            if refresh:
                 token = self._lock_or_none(found.key)
                 if token is not None:
                     metrics.CACHE_REQUESTS.labels(self.label, "early_refresh").inc()
@@ -942,9 +955,136 @@ def _respond(request: HttpRequest | Request, entry: Entry, *, public: bool, outc
     return response
 
 
+# --- hits answered before DRF ---------------------------------------------------------------
+
+# What a cached read records on the request: (read, suffix), and an early lookup to reuse.
+SERVED_READ_ATTRIBUTE = "_softfactory_cached_read"
+EARLY_LOOKUP_ATTRIBUTE = "_softfactory_early_lookup"
+EARLY_ROUTES_MAX = 10_000  # learnt request signatures kept per process
+
+
+@dataclass(frozen=True)
+class EarlyLookup:
+    """A lookup made before DRF ran, handed to the view when it was not answered there."""
+
+    suffix: str
+    found: Lookup | None  # None: Redis could not be asked
+    entry: Entry | None
+    refresh: bool
+
+
+@dataclass(frozen=True)
+class _Learnt:
+    read: CachedRead
+    suffix: str
+    allow: str | None  # the `Allow` header DRF adds to every answer of the view
+
+
+_learnt: dict[tuple[str, ...], _Learnt] = {}
+_learnt_lock = threading.Lock()
+
+
+def _signature(request: HttpRequest) -> tuple[str, ...] | None:
+    """Everything of a request that its cache key is made of (docs/CACHING.md), unparsed.
+
+    Validated parameters, the negotiated type and the normalised host are functions of these,
+    so one signature always leads to one key; many signatures may share a key.
+    """
+    try:
+        host = request.get_host()
+    except DisallowedHost:
+        return None
+    meta = request.META
+    return (str(request.scheme), host, request.path, meta.get("QUERY_STRING", ""), meta.get("HTTP_ACCEPT", ""))
+
+
+def _learn(signature: tuple[str, ...], learnt: _Learnt) -> None:
+    with _learnt_lock:
+        if signature not in _learnt and len(_learnt) >= EARLY_ROUTES_MAX:
+            del _learnt[next(iter(_learnt))]  # the oldest: a bound, not an LRU
+        _learnt[signature] = learnt
+
+
+def _caller_passes(request: HttpRequest) -> bool:
+    """Would DRF's authentication accept this caller? (settings.RESPONSE_CACHE_EARLY_CALLER_CHECK)"""
+    path = _setting("RESPONSE_CACHE_EARLY_CALLER_CHECK", None)
+    if not path:
+        return False
+    check: Callable[[HttpRequest], bool] = import_string(path)
+    return check(request)
+
+
+def _early_hit(request: HttpRequest, learnt: _Learnt) -> HttpResponse | None:
+    read = learnt.read
+    if connections[PRIMARY].in_atomic_block or (_pending and any(ns in _pending for ns in read.namespaces)):
+        return None
+    if not _caller_passes(request):
+        return None
+    try:
+        found: Lookup | None = _lookup(read.namespaces, learnt.suffix)
+    except CacheUnavailable:
+        found = None
+    else:
+        _run_hooks("after_lookup", read.view)
+    entry = unpack(found.raw) if found is not None and found.raw is not None else None
+    refresh = entry is not None and read._refresh_early(entry)
+    if entry is None or refresh:
+        setattr(request, EARLY_LOOKUP_ATTRIBUTE, EarlyLookup(learnt.suffix, found, entry, refresh))
+        return None
+    metrics.CACHE_REQUESTS.labels(read.label, "hit").inc()
+    response = _respond(request, entry, public=True, outcome="hit")
+    if learnt.allow is not None:
+        response["Allow"] = learnt.allow
+    return response
+
+
+def serve_hits_early(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Wrap a DRF view that serves cached reads: known GETs are answered from the cache first.
+
+    A plain hit needs nothing of DRF: the entry is public and was stored only after the view
+    validated the request. So the first GET with a given signature goes through the view, which
+    records the key it used; later GETs with that signature, from callers DRF would accept
+    without asking anything else (RESPONSE_CACHE_EARLY_CALLER_CHECK), are answered from the
+    entry before DRF runs. Misses, early refreshes, Redis errors and every other request go
+    through the view, which reuses the lookup already made. The answer is the view's own,
+    byte for byte and header for header.
+    """
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.method != "GET" or not enabled() or not _setting("RESPONSE_CACHE_EARLY_HITS", True):
+            return view(request, *args, **kwargs)
+        signature = _signature(request)
+        learnt = _learnt.get(signature) if signature is not None else None
+        if learnt is not None:
+            early = _early_hit(request, learnt)
+            if early is not None:
+                return early
+        response = view(request, *args, **kwargs)
+        served: tuple[CachedRead, str] | None = getattr(request, SERVED_READ_ATTRIBUTE, None)
+        if signature is not None and served is not None and response.status_code == 200:
+            _learn(signature, _Learnt(served[0], served[1], response.get("Allow")))
+        return response
+
+    return wrapped
+
+
+def serving_hits_early(patterns: list[Any], names: Collection[str]) -> list[Any]:
+    """`patterns` (a router's URLs) with the views named `names` wrapped by serve_hits_early."""
+    unknown = set(names) - {getattr(p, "name", None) for p in patterns}
+    if unknown:
+        raise ValueError(f"no URL pattern named {sorted(unknown)}")
+    for pattern in patterns:
+        if getattr(pattern, "name", None) in names:
+            pattern.callback = serve_hits_early(pattern.callback)
+    return patterns
+
+
 def reset_for_tests() -> None:
-    """Forget process-local state: the breaker, failed bumps, fill counts."""
+    """Forget process-local state: the breaker, failed bumps, fill counts, learnt signatures."""
     breaker.reset()
     with _pending_lock:
         _pending.clear()
     fills.clear()
+    with _learnt_lock:
+        _learnt.clear()
