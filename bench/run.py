@@ -852,14 +852,15 @@ def celery_outcome(st: Stack, since: dt.datetime, before: Samples, *, wait: floa
     }
 
 
-def mix(web: Web, st: Stack, scale: Scale, tag: str, seconds: int) -> dict[str, Any]:
+def mix(web: Web, st: Stack, scale: Scale, tag: str, seconds: int, *, users: int | None = None) -> dict[str, Any]:
     """The locust mix, with what the app's metrics and the servers say about it."""
+    users = users or scale.mix_users
     worker_before = directory_metrics(WORK / "prom-worker")
     since = dt.datetime.now(dt.UTC)
     env = {"BENCH_TOKENS_FILE": str(VAR / "seed_tokens.txt"), "BENCH_POST_DELAY_SECONDS": "20"}
     # Users arrive over MIX_RAMP_SECONDS, as traffic does; the caches fill from the ramp's own
     # requests (nothing is warmed by hand), then the steady state is measured.
-    spawn = max(scale.mix_users / MIX_RAMP_SECONDS, 1)
+    spawn = max(users / MIX_RAMP_SECONDS, 1)
     snapshot: dict[str, Samples] = {}
     tiers: dict[str, list[int]] = {}
     cpu_before: dict[str, float] = {}
@@ -867,7 +868,7 @@ def mix(web: Web, st: Stack, scale: Scale, tag: str, seconds: int) -> dict[str, 
     with LagMonitor(st) as lag:
         # Locust resets its stats once every user has spawned, and the app's metrics and the lag
         # monitor start from that moment too: `seconds` of steady state are measured.
-        ramp = int(scale.mix_users / spawn) + 1
+        ramp = int(users / spawn) + 1
 
         def steady() -> None:
             snapshot["before"] = web.metrics()
@@ -880,7 +881,7 @@ def mix(web: Web, st: Stack, scale: Scale, tag: str, seconds: int) -> dict[str, 
             tag,
             web.base,
             "MixUser",
-            users=scale.mix_users,
+            users=users,
             seconds=seconds + ramp,
             spawn_rate=spawn,
             env=env,
@@ -909,7 +910,7 @@ def mix(web: Web, st: Stack, scale: Scale, tag: str, seconds: int) -> dict[str, 
     looked_up = sum(v for k, v in cache.items() if k in ("hit", "miss", "early_refresh", "error"))
     result.update(
         {
-            "users": scale.mix_users,
+            "users": users,
             "seconds": seconds,
             "db_query_p99_ms": _ms(histogram_quantile(moved, "django_db_query_duration_seconds", 0.99)),
             "db_query_p50_ms": _ms(histogram_quantile(moved, "django_db_query_duration_seconds", 0.50)),
@@ -1221,7 +1222,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         row(
             "mix p99",
             "< 100 ms",
-            fmt(mixed["p99_ms"], ".0f", " ms"),
+            fmt(mixed["p99_ms"], ".0f", " ms")
+            + (
+                f" (at {results['mix_half']['users']:,} users: {fmt(results['mix_half']['p99_ms'], '.0f', ' ms')})"
+                if results.get("mix_half")
+                else ""
+            ),
             mixed["p99_ms"] is not None and mixed["p99_ms"] < 100,
         )
     )
@@ -1366,6 +1372,20 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {name} | {run_['rps']:,.0f} | {_n(run_['p50_ms'])} | {_n(run_['p95_ms'])} | {_n(run_['p99_ms'])} "
                 f"| {run_['failures']} / {run_['requests']:,} |"
             )
+    if results.get("mix_half"):
+        h = results["mix_half"]
+        web_cores = h.get("cpu_cores_busy", {}).get("web (gunicorn)", 0)
+        lines += [
+            "",
+            f"The same mix at {h['users']:,} users ({h['seconds']} s, sync workers): the latency when the machine is "
+            "not saturated.",
+            "",
+            "| users | req/s | p50 ms | p95 ms | p99 ms | errors | DB query p99 ms | cache hit ratio | web CPU |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            f"| {h['users']:,} | {h['rps']:,.0f} | {_n(h['p50_ms'])} | {_n(h['p95_ms'])} | {_n(h['p99_ms'])} "
+            f"| {h['failures']} / {h['requests']:,} | {h['db_query_p99_ms']} | {_pct(h['cache_hit_ratio'])} "
+            f"| {web_cores:.2f} cores |",
+        ]
     lo = results["login"]
     lines += [
         "",
@@ -1604,6 +1624,12 @@ def run(scale: Scale, *, keep_stack: bool, profile_enabled: bool) -> dict[str, A
         )
         if scale.compare_mix_seconds:
             results["mix_default_short"] = mix(web, st, scale, "mix-default-short", scale.compare_mix_seconds)
+            # The same mix at half the users: the latency these 2 cores give when not saturated.
+            half = scale.mix_users // 2
+            log(f"the mix at {half:,} users for {scale.compare_mix_seconds} s (plus ramp-up)")
+            results["mix_half"] = mix(web, st, scale, "mix-half", scale.compare_mix_seconds, users=half)
+            h = results["mix_half"]
+            log(f"  mix at {half:,} users: {h['rps']:,.0f} req/s, p99 {h['p99_ms']} ms, {h['failures']} errors")
 
         log(f"drain: {scale.drain_posts:,} due posts, one Celery worker process")
         results["drain"] = drain(st, scale.drain_posts, webhook_port)
