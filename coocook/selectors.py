@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from coocook.models import Booking, Chef, ChefCount, Review
 from coocook.permissions import is_staff
 from coocook.serializers import ChefSerializer, ReviewSerializer
-from softfactory.api import NotFound, stored_count
+from softfactory.api import NotFound, ShapedList, stored_count
 from softfactory.cache import CachedRead, CanonicalPagination, Fill
 
 # Response-cache namespaces: what a cached response shows, hence what a write invalidates.
@@ -72,6 +72,21 @@ def chef_count(
     if cuisine:
         counts = counts.filter(cuisine_type=cuisine)
     return stored_count(counts)
+
+
+def chef_page_queries(
+    *, cuisine: str | None, min_rating: Decimal | None, q: str | None, ordering: str
+) -> tuple[QuerySet[Chef], QuerySet[ChefCount] | None]:
+    """The chef list and its stored count, as its page reads them."""
+    return (
+        chef_list(cuisine=cuisine, min_rating=min_rating, q=q, ordering=ordering),
+        chef_count(cuisine=cuisine, min_rating=min_rating, q=q),
+    )
+
+
+# The chef list's page query, compiled once per shape (filters present, ordering): building and
+# compiling it cost more CPU than the rest of an uncached page (docs/PERFORMANCE.md).
+CHEF_PAGES = ShapedList(chef_page_queries, values=("cuisine", "min_rating", "q"))
 
 
 def chefs_visible_to(*, user: Any) -> QuerySet[Chef]:
@@ -136,9 +151,11 @@ def cached_chef_list(
     }
 
     def compute(page: CanonicalPagination | None) -> Fill:
-        chefs = chef_list(cuisine=cuisine, min_rating=min_rating, q=q, ordering=ordering)
-        count = chef_count(cuisine=cuisine, min_rating=min_rating, q=q)
-        return Fill(_page(page).page_of(chefs, ChefSerializer, count=count))
+        return Fill(
+            _page(page).page_of_shaped(
+                CHEF_PAGES, ChefSerializer, cuisine=cuisine, min_rating=min_rating, q=q, ordering=ordering
+            )
+        )
 
     return CHEF_LIST.respond(request, params=params, compute=compute)
 

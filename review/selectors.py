@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from platform_core.models import User
 from review.models import Application, Campaign, CampaignCount
 from review.serializers import CampaignSerializer
-from softfactory.api import NotFound, stored_count
+from softfactory.api import NotFound, ShapedList, stored_count
 from softfactory.cache import CachedRead, CanonicalPagination, Fill
 
 CAMPAIGNS = "campaigns"  # response-cache namespace: every campaign field a response shows
@@ -51,6 +51,17 @@ def campaign_count(*, status: str, category: str | None = None, q: str | None = 
     return stored_count(counts)
 
 
+def campaign_page_queries(
+    *, status: str, category: str | None, q: str | None
+) -> tuple[QuerySet[Campaign], QuerySet[CampaignCount] | None]:
+    """The campaign list and its stored count, as its page reads them."""
+    return campaign_list(status=status, category=category, q=q), campaign_count(status=status, category=category, q=q)
+
+
+# The campaign list's page query, compiled once per shape (which filters are present).
+CAMPAIGN_PAGES = ShapedList(campaign_page_queries, values=("status", "category", "q"))
+
+
 def campaign_visible_to(*, viewer: User | None, campaign_id: int) -> Campaign:
     """A campaign the viewer may see: drafts only for staff, everyone else gets 404."""
     campaign = Campaign.objects.filter(pk=campaign_id).first()
@@ -82,11 +93,7 @@ def cached_campaign_list(*, request: Request, status: str, category: str | None,
     def compute(page: CanonicalPagination | None) -> Fill:
         if page is None:  # CAMPAIGN_LIST is paginated
             raise TypeError("a paginated read needs its pagination")
-        campaigns = page.page_of(
-            campaign_list(status=status, category=category, q=q),
-            CampaignSerializer,
-            count=campaign_count(status=status, category=category, q=q),
-        )
+        campaigns = page.page_of_shaped(CAMPAIGN_PAGES, CampaignSerializer, status=status, category=category, q=q)
         return Fill(campaigns, public=status != Campaign.Status.DRAFT)
 
     return CAMPAIGN_LIST.respond(

@@ -2,7 +2,9 @@
 
 * `Pagination`: `?page=1&per_page=12`, strict bounds (400), exact `count`, absolute links,
   a page past the end is 200 with empty `results`; two queries per page (count + page), or one
-  when the count is a stored one that rides along with the page (`stored_count`).
+  when the count is a stored one that rides along with the page (`stored_count`). A hot list
+  (`ShapedList`) runs the same queries from SQL compiled once per query shape
+  (softfactory.query_shapes) instead of building and compiling querysets on every request.
 * `DomainError` and its subclasses: services raise them, `exception_handler` maps them to
   HTTP with `{"detail", "code"}` bodies (404 and 409 always carry a code).
 * Strict query-parameter parsing (`choice_param`, `decimal_param`, ...): unknown values of
@@ -15,7 +17,7 @@ from __future__ import annotations
 import copy
 import decimal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import psycopg2.errors
@@ -31,6 +33,8 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from softfactory.query_shapes import ShapedQuery
 
 DEFAULT_PER_PAGE = 12
 MAX_PER_PAGE = 100
@@ -190,6 +194,36 @@ def stored_count(counts: QuerySet[Any], column: str = "n") -> QuerySet[Any]:
     return counts.annotate(**{STORED_TOTAL: Func(F(column), function="SUM")}).values(STORED_TOTAL)
 
 
+def with_stored_total(queryset: QuerySet[Any], count: QuerySet[Any] | None) -> QuerySet[Any]:
+    """The page query `Pagination.paginate` runs: with a stored count, the total rides along as an
+    uncorrelated scalar subquery (evaluated once)."""
+    if count is None:
+        return queryset
+    return queryset.annotate(**{TOTAL_ANNOTATION: Subquery(count, output_field=BigIntegerField())})
+
+
+# build(**arguments) -> (the list's queryset, its stored_count query or None): what `paginate` takes.
+PageBuild = Callable[..., tuple[QuerySet[Any], QuerySet[Any] | None]]
+
+
+class ShapedList:
+    """A paginated list whose page query is compiled once per query shape (softfactory.query_shapes).
+
+    `values` are the arguments of `build` that are query values (None: absent); the others (an
+    ordering, say) pick the SQL. `Pagination.paginate_shaped` reads it with the same queries and
+    answers as `paginate(*build(**arguments))`, without building and compiling querysets.
+    """
+
+    def __init__(self, build: PageBuild, *, values: Iterable[str], name: str | None = None) -> None:
+        self.build = build
+        self.query: ShapedQuery[Any] = ShapedQuery(
+            self._page_query, values=values, name=name or f"{build.__module__}.{build.__qualname__}"
+        )
+
+    def _page_query(self, **arguments: Any) -> QuerySet[Any]:
+        return with_stored_total(*self.build(**arguments))
+
+
 class Pagination:
     """`page`/`per_page` pagination with an exact count (API.md)."""
 
@@ -210,15 +244,61 @@ class Pagination:
         so the page costs one round trip - two only when it is empty.
         """
         if isinstance(count, QuerySet):
-            page = queryset.annotate(**{TOTAL_ANNOTATION: Subquery(count, output_field=BigIntegerField())})
-            rows = list(page[self.offset : self.offset + self.per_page])
+            rows = list(with_stored_total(queryset, count)[self.offset : self.offset + self.per_page])
             if rows:
                 return rows, int(getattr(rows[0], TOTAL_ANNOTATION) or 0)
-            totals = list(count.values_list(STORED_TOTAL, flat=True))
-            return [], int(totals[0] or 0) if totals else 0
+            return [], self._stored_total(count)
         total = queryset.count() if count is None else count
         rows = list(queryset[self.offset : self.offset + self.per_page]) if self.offset < total else []
         return rows, total
+
+    def paginate_shaped(self, pages: ShapedList, /, **arguments: Any) -> tuple[list[Any], int]:
+        """`paginate(*pages.build(**arguments))`: the same queries and answers, from SQL compiled once
+        per shape; a shape that could not be verified is read through `paginate` itself."""
+        shape = pages.query.shape(arguments)
+        if shape is None:
+            queryset, count = pages.build(**arguments)
+            return self.paginate(queryset, count=count)
+        if TOTAL_ANNOTATION in shape.annotations:
+            rows = shape.fetch(arguments, offset=self.offset, limit=self.per_page)
+            if rows:
+                return rows, int(getattr(rows[0], TOTAL_ANNOTATION) or 0)
+            _queryset, count = pages.build(**arguments)  # an empty page is rare: the ORM reads the total
+            if count is None:
+                raise TypeError(f"{pages.query.name} annotates {TOTAL_ANNOTATION} without a stored count")
+            return [], self._stored_total(count)
+        total = shape.count(arguments)
+        rows = shape.fetch(arguments, offset=self.offset, limit=self.per_page) if self.offset < total else []
+        return rows, total
+
+    def page_of(
+        self,
+        queryset: QuerySet[Any],
+        serializer_class: type[serializers.BaseSerializer[Any]],
+        *,
+        count: int | QuerySet[Any] | None = None,
+    ) -> dict[str, Any]:
+        """One page envelope: count + page whatever the page size (`count`: see `paginate`)."""
+        rows, total = self.paginate(queryset, count=count)
+        return self._envelope_of(rows, total, serializer_class)
+
+    def page_of_shaped(
+        self, pages: ShapedList, serializer_class: type[serializers.BaseSerializer[Any]], /, **arguments: Any
+    ) -> dict[str, Any]:
+        """One page envelope of a ShapedList (what `page_of` makes of its queryset)."""
+        rows, total = self.paginate_shaped(pages, **arguments)
+        return self._envelope_of(rows, total, serializer_class)
+
+    def _envelope_of(
+        self, rows: list[Any], total: int, serializer_class: type[serializers.BaseSerializer[Any]]
+    ) -> dict[str, Any]:
+        data = serializer_class(rows, many=True, context={"request": self.request}).data
+        return self.envelope(list(data), total)
+
+    @staticmethod
+    def _stored_total(count: QuerySet[Any]) -> int:
+        totals = list(count.values_list(STORED_TOTAL, flat=True))
+        return int(totals[0] or 0) if totals else 0
 
     def _link(self, page: int) -> str:
         params = self.request.query_params.copy()
@@ -245,10 +325,7 @@ def paginated_response(
     *,
     count: int | None = None,
 ) -> Response:
-    pagination = Pagination(request)
-    rows, total = pagination.paginate(queryset, count=count)
-    data = serializer_class(rows, many=True, context={"request": request}).data
-    return Response(pagination.envelope(list(data), total))
+    return Response(Pagination(request).page_of(queryset, serializer_class, count=count))
 
 
 # --- fields -----------------------------------------------------------------------------

@@ -64,7 +64,6 @@ from django.utils.module_loading import import_string
 from django_redis import get_redis_connection
 from redis.exceptions import NoScriptError, RedisError
 from rest_framework.request import Request
-from rest_framework.serializers import BaseSerializer
 
 from softfactory import metrics
 from softfactory.api import Pagination
@@ -700,18 +699,6 @@ class CanonicalPagination(Pagination):
     def _link(self, page: int) -> str:
         query = urlencode({**self.params, "page": page, "per_page": self.per_page})
         return self.request.build_absolute_uri(f"{self.request.path}?{query}")
-
-    def page_of(
-        self,
-        queryset: models.QuerySet[Any],
-        serializer_class: type[BaseSerializer[Any]],
-        *,
-        count: int | models.QuerySet[Any] | None = None,
-    ) -> dict[str, Any]:
-        """One page envelope: count + page whatever the page size (`count`: see Pagination.paginate)."""
-        rows, total = self.paginate(queryset, count=count)
-        data = serializer_class(rows, many=True, context={"request": self.request}).data
-        return self.envelope(list(data), total)
 
 
 @dataclass(frozen=True)
