@@ -84,7 +84,7 @@ def passes_authentication(request: HttpRequest) -> bool:
 
     True with no credentials at all (anonymous) or with an active token; a session cookie or
     any other Authorization header is for DRF to judge. The response cache answers public
-    hits before DRF runs only to such callers (softfactory.cache.serve_hits_early): everyone
+    hits before DRF runs only to such callers (softfactory.cache.EarlyHitsMiddleware): everyone
     else gets DRF's own answer, a 401 for a revoked token included.
     """
     if settings.SESSION_COOKIE_NAME in request.COOKIES:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import gzip
 import hashlib
 import logging
@@ -61,6 +60,7 @@ from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.cache import patch_vary_headers
 from django.utils.module_loading import import_string
+from django_prometheus.utils import Time
 from django_redis import get_redis_connection
 from redis.exceptions import NoScriptError, RedisError
 from rest_framework.request import Request
@@ -69,6 +69,7 @@ from softfactory import metrics
 from softfactory.api import Pagination
 from softfactory.db_router import PRIMARY, current_state, use_primary
 from softfactory.http_caching import etag_for, mark_public
+from softfactory.http_metrics import record_answered_early
 from softfactory.redis_direct import direct
 from softfactory.replicas import monitor, parse_lsn
 
@@ -762,7 +763,7 @@ class CachedRead:
         setattr(request._request, SERVED_READ_ATTRIBUTE, (self, suffix))
         early: EarlyLookup | None = getattr(request._request, EARLY_LOOKUP_ATTRIBUTE, None)
         if early is not None and early.suffix == suffix:
-            # Looked up before DRF ran (serve_hits_early) and not answered there: same key, same
+            # Looked up before DRF ran (EarlyHitsMiddleware) and not answered there: same key, same
             # moment (still before any query), so not asked again.
             found, entry, refresh = early.found, early.entry, early.refresh
         else:
@@ -948,6 +949,8 @@ def _respond(request: HttpRequest | Request, entry: Entry, *, public: bool, outc
 SERVED_READ_ATTRIBUTE = "_softfactory_cached_read"
 EARLY_LOOKUP_ATTRIBUTE = "_softfactory_early_lookup"
 EARLY_ROUTES_MAX = 10_000  # learnt request signatures kept per process
+# Longer query strings are not learnt: junk parameters can't make the signatures take much memory.
+EARLY_QUERY_MAX = 512
 
 
 @dataclass(frozen=True)
@@ -960,11 +963,16 @@ class EarlyLookup:
     refresh: bool
 
 
+# Headers of a recorded answer that belong to its entry or body, not to the route.
+_ENTRY_HEADERS = frozenset({"content-type", "content-length", "content-encoding", "etag", "x-cache", "vary"})
+
+
 @dataclass(frozen=True)
 class _Learnt:
     read: CachedRead
     suffix: str
-    allow: str | None  # the `Allow` header DRF adds to every answer of the view
+    view: str  # the URL name, for the request metrics
+    headers: tuple[tuple[str, str], ...]  # what the layers under EarlyHitsMiddleware added (DRF's Allow...)
 
 
 _learnt: dict[tuple[str, ...], _Learnt] = {}
@@ -982,7 +990,10 @@ def _signature(request: HttpRequest) -> tuple[str, ...] | None:
     except DisallowedHost:
         return None
     meta = request.META
-    return (str(request.scheme), host, request.path, meta.get("QUERY_STRING", ""), meta.get("HTTP_ACCEPT", ""))
+    query = meta.get("QUERY_STRING", "")
+    if len(query) > EARLY_QUERY_MAX:
+        return None
+    return (str(request.scheme), host, request.path, query, meta.get("HTTP_ACCEPT", ""))
 
 
 def _learn(signature: tuple[str, ...], learnt: _Learnt) -> None:
@@ -1020,51 +1031,47 @@ def _early_hit(request: HttpRequest, learnt: _Learnt) -> HttpResponse | None:
         return None
     metrics.CACHE_REQUESTS.labels(read.label, "hit").inc()
     response = _respond(request, entry, public=True, outcome="hit")
-    if learnt.allow is not None:
-        response["Allow"] = learnt.allow
+    for name, value in learnt.headers:
+        response[name] = value
+    response["Content-Length"] = str(len(response.content))  # as CommonMiddleware would
     return response
 
 
-def serve_hits_early(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Wrap a DRF view that serves cached reads: known GETs are answered from the cache first.
+class EarlyHitsMiddleware:
+    """Answers known hits of cached reads before URL resolution, DRF and the layers under it.
 
-    A plain hit needs nothing of DRF: the entry is public and was stored only after the view
-    validated the request. So the first GET with a given signature goes through the view, which
-    records the key it used; later GETs with that signature, from callers DRF would accept
-    without asking anything else (RESPONSE_CACHE_EARLY_CALLER_CHECK), are answered from the
-    entry before DRF runs. Misses, early refreshes, Redis errors and every other request go
-    through the view, which reuses the lookup already made. The answer is the view's own,
-    byte for byte and header for header.
+    A plain hit needs none of them: the entry is public and was stored only after the view
+    validated the request. So the first GET with a given signature goes through everything,
+    and the view's cached read records the key it used; this middleware then remembers the
+    signature with that key and the headers the layers under it added (DRF's `Allow`,
+    `X-Frame-Options`...). A later GET with that signature, from a caller DRF would accept
+    without asking anything else (RESPONSE_CACHE_EARLY_CALLER_CHECK), is answered here from the
+    entry, with the same headers and request metrics. Misses, early refreshes, Redis errors and
+    every other request go through the stack as before; the view reuses the lookup made here.
+    Place it right after positions.RoutingMiddleware (docs/CACHING.md).
     """
 
-    @functools.wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if request.method != "GET" or not enabled() or not _setting("RESPONSE_CACHE_EARLY_HITS", True):
-            return view(request, *args, **kwargs)
+            return self.get_response(request)
+        started = Time()
         signature = _signature(request)
         learnt = _learnt.get(signature) if signature is not None else None
         if learnt is not None:
             early = _early_hit(request, learnt)
             if early is not None:
+                record_answered_early(request, early, view=learnt.view, started=started)
                 return early
-        response = view(request, *args, **kwargs)
+        response = self.get_response(request)
         served: tuple[CachedRead, str] | None = getattr(request, SERVED_READ_ATTRIBUTE, None)
-        if signature is not None and served is not None and response.status_code == 200:
-            _learn(signature, _Learnt(served[0], served[1], response.get("Allow")))
+        match = getattr(request, "resolver_match", None)
+        if signature is not None and served is not None and match is not None and response.status_code == 200:
+            headers = tuple((k, v) for k, v in response.items() if k.lower() not in _ENTRY_HEADERS)
+            _learn(signature, _Learnt(served[0], served[1], match.view_name or "<unnamed view>", headers))
         return response
-
-    return wrapped
-
-
-def serving_hits_early(patterns: list[Any], names: Collection[str]) -> list[Any]:
-    """`patterns` (a router's URLs) with the views named `names` wrapped by serve_hits_early."""
-    unknown = set(names) - {getattr(p, "name", None) for p in patterns}
-    if unknown:
-        raise ValueError(f"no URL pattern named {sorted(unknown)}")
-    for pattern in patterns:
-        if getattr(pattern, "name", None) in names:
-            pattern.callback = serve_hits_early(pattern.callback)
-    return patterns
 
 
 def reset_for_tests() -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
-from django_prometheus.middleware import PrometheusAfterMiddleware
+from django_prometheus.middleware import Metrics, PrometheusAfterMiddleware
 from django_prometheus.utils import Time, TimeSince
 
 
@@ -28,14 +28,24 @@ class RequestMetricsMiddleware(PrometheusAfterMiddleware):
         request.prometheus_after_middleware_event = Time()  # type: ignore[attr-defined]
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        method = self._method(request)
-        view = self._get_view_name(request)
-        status = str(response.status_code)
-        self.metrics.responses_by_status.labels(status=status).inc()
-        self.metrics.responses_by_status_view_method.labels(status=status, view=view, method=method).inc()
-        started: Any = getattr(request, "prometheus_after_middleware_event", None)
-        if started is not None:
-            self.metrics.requests_latency_by_view_method.labels(view=view, method=request.method).observe(
-                TimeSince(started)
-            )
+        _record_response(self.metrics, request, response, self._method(request), self._get_view_name(request))
         return response
+
+
+def _record_response(metrics: Any, request: HttpRequest, response: HttpResponseBase, method: str, view: str) -> None:
+    status = str(response.status_code)
+    metrics.responses_by_status.labels(status=status).inc()
+    metrics.responses_by_status_view_method.labels(status=status, view=view, method=method).inc()
+    started: Any = getattr(request, "prometheus_after_middleware_event", None)
+    if started is not None:
+        metrics.requests_latency_by_view_method.labels(view=view, method=request.method).observe(TimeSince(started))
+
+
+def record_answered_early(request: HttpRequest, response: HttpResponseBase, *, view: str, started: float) -> None:
+    """The series above for a GET answered before URL resolution and this middleware
+    (softfactory.cache.EarlyHitsMiddleware), under the view name the answer would have had."""
+    metrics = Metrics.get_instance()
+    transport = "https" if request.is_secure() else "http"
+    metrics.requests_by_view_transport_method.labels(view=view, transport=transport, method="GET").inc()
+    request.prometheus_after_middleware_event = started  # type: ignore[attr-defined]
+    _record_response(metrics, request, response, "GET", view)

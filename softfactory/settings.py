@@ -66,6 +66,8 @@ MIDDLEWARE = [
     "softfactory.http_caching.HttpCachingMiddleware",
     "softfactory.cache.PendingBumpsMiddleware",
     "softfactory.positions.RoutingMiddleware",
+    # Known hits of cached reads answered here, before URL resolution and DRF (docs/CACHING.md).
+    "softfactory.cache.EarlyHitsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -231,7 +233,7 @@ RESPONSE_CACHE_LOCK_WAIT_SECONDS = env.float("RESPONSE_CACHE_LOCK_WAIT_SECONDS",
 RESPONSE_CACHE_REPLICA_WAIT_SECONDS = env.float("RESPONSE_CACHE_REPLICA_WAIT_SECONDS", default=0.05)
 RESPONSE_CACHE_BREAKER_FAILURES = env.int("RESPONSE_CACHE_BREAKER_FAILURES", default=3)
 RESPONSE_CACHE_BREAKER_COOLDOWN_SECONDS = env.float("RESPONSE_CACHE_BREAKER_COOLDOWN_SECONDS", default=5.0)
-# Hits answered before DRF runs (softfactory.cache.serve_hits_early), to callers this accepts.
+# Known hits answered before DRF runs (softfactory.cache.EarlyHitsMiddleware), to callers this accepts.
 RESPONSE_CACHE_EARLY_HITS = env.bool("RESPONSE_CACHE_EARLY_HITS", default=True)
 RESPONSE_CACHE_EARLY_CALLER_CHECK = "platform_core.authentication.passes_authentication"
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True

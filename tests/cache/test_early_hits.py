@@ -1,4 +1,5 @@
-"""Known hits answered before DRF runs (softfactory.cache.serve_hits_early), on the real stack.
+"""Known hits answered before URL resolution and DRF (softfactory.cache.EarlyHitsMiddleware), on the
+real stack.
 
 The first GET with a given signature goes through the view, which records the key it used;
 later ones from callers DRF would accept are answered from the entry without DRF. Everything
@@ -10,11 +11,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.urls.resolvers import URLResolver
 from rest_framework.views import APIView
 
 from platform_core.models import User
 from softfactory import cache
-from tests.cache.conftest import anonymous, requests_metric
+from tests.cache.conftest import anonymous, metric, requests_metric
 from tests.coocook.factories import ChefFactory, ReviewFactory
 from tests.platform_core.factories import UserFactory, token_for
 from tests.review.factories import CampaignFactory
@@ -61,18 +63,42 @@ def _public_paths() -> list[str]:
     ]
 
 
-def test_a_known_hit_is_answered_without_drf(monkeypatch):
+def test_a_known_hit_is_answered_without_url_resolution_or_drf(monkeypatch):
     ChefFactory.create_batch(3)
     wait_for_replay()
     client = anonymous()
     assert client.get(CHEFS)["X-Cache"] == "miss"  # the view answers, and the signature is learnt
     drf = DRFCalls(monkeypatch)
+    resolved = []
+    original_resolve = URLResolver.resolve
+    monkeypatch.setattr(URLResolver, "resolve", lambda *a: resolved.append(a[1]) or original_resolve(*a))
     hits = requests_metric("chefs", "hit")
     early = client.get(CHEFS)
     assert early.status_code == 200
     assert early["X-Cache"] == "hit"
     assert drf.count == 0
+    assert resolved == []
     assert requests_metric("chefs", "hit") == hits + 1  # counted like any other hit
+
+
+def test_early_answers_are_counted_in_the_request_metrics_under_their_view():
+    ChefFactory.create_batch(2)
+    wait_for_replay()
+    client = anonymous()
+    labels = {"view": "chef-list", "method": "GET"}
+
+    def counts() -> tuple[float, ...]:
+        return (
+            metric("django_http_responses_total_by_status_view_method_total", status="200", **labels),
+            metric("django_http_requests_total_by_view_transport_method_total", transport="http", **labels),
+            metric("django_http_requests_latency_seconds_by_view_method_count", **labels),
+            metric("django_http_responses_total_by_status_total", status="200"),
+        )
+
+    client.get(CHEFS)
+    before = counts()
+    assert client.get(CHEFS)["X-Cache"] == "hit"
+    assert counts() == tuple(value + 1 for value in before)
 
 
 @pytest.mark.parametrize("signed_in", [False, True], ids=["anonymous", "token"])
@@ -209,6 +235,18 @@ def test_learnt_signatures_are_bounded_per_process(monkeypatch):
     assert {sig[3] for sig in cache._learnt} == {"per_page=1&page=2", "per_page=1&page=3"}  # the oldest went
 
 
+def test_long_query_strings_are_answered_by_the_view_and_never_learnt(monkeypatch):
+    ChefFactory.create_batch(2)
+    wait_for_replay()
+    client = anonymous()
+    junk = {"utm_campaign": "x" * cache.EARLY_QUERY_MAX}
+    assert client.get(CHEFS, junk)["X-Cache"] == "miss"
+    drf = DRFCalls(monkeypatch)
+    assert client.get(CHEFS, junk)["X-Cache"] == "hit"  # the same entry, through the view
+    assert drf.count == 1
+    assert cache._learnt == {}
+
+
 def test_switched_off_every_request_goes_through_drf(monkeypatch, settings):
     ChefFactory.create_batch(2)
     wait_for_replay()
@@ -218,10 +256,3 @@ def test_switched_off_every_request_goes_through_drf(monkeypatch, settings):
     drf = DRFCalls(monkeypatch)
     assert client.get(CHEFS)["X-Cache"] == "hit"
     assert drf.count == 1
-
-
-def test_wrapping_an_unknown_route_name_fails_loudly():
-    from coocook.urls import router
-
-    with pytest.raises(ValueError, match="chef-lsit"):
-        cache.serving_hits_early(router.urls, {"chef-lsit"})
