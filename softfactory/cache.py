@@ -582,6 +582,16 @@ class Lookup:
     positions: tuple[int | None, ...]
 
 
+@dataclass(frozen=True)
+class LookedUp:
+    """A lookup with its outcome: what `CachedRead.respond` acts on (made early, or by itself)."""
+
+    suffix: str
+    found: Lookup | None  # None: Redis could not be asked
+    entry: Entry | None
+    refresh: bool  # XFetch decided to refresh this entry now
+
+
 def _lookup(namespaces: tuple[str, ...], suffix: str) -> Lookup:
     reply = _redis(
         lambda r: scripts.run(
@@ -761,20 +771,12 @@ class CachedRead:
             return self._uncached(request, compute, page, alias=PRIMARY, result="bypass")
         suffix = f"{self.view}:{self._digest(request, wire, page)}"
         setattr(request._request, SERVED_READ_ATTRIBUTE, (self, suffix))
-        early: EarlyLookup | None = getattr(request._request, EARLY_LOOKUP_ATTRIBUTE, None)
-        if early is not None and early.suffix == suffix:
-            # Looked up before DRF ran (EarlyHitsMiddleware) and not answered there: same key, same
-            # moment (still before any query), so not asked again.
-            found, entry, refresh = early.found, early.entry, early.refresh
-        else:
-            try:
-                found = _lookup(self.namespaces, suffix)
-            except CacheUnavailable:
-                found = None
-            else:
-                _run_hooks("after_lookup", self.view)
-            entry = unpack(found.raw) if found is not None and found.raw is not None else None
-            refresh = entry is not None and self._refresh_early(entry)
+        looked: LookedUp | None = getattr(request._request, EARLY_LOOKUP_ATTRIBUTE, None)
+        if looked is None or looked.suffix != suffix:
+            looked = self.look_up(suffix)
+        # else: looked up by EarlyHitsMiddleware and not answered there; same key, and still before
+        # any query, so not asked again.
+        found, entry, refresh = looked.found, looked.entry, looked.refresh
         if found is None:
             return self._uncached(request, compute, page, alias=PRIMARY, result="error")
         if entry is not None:
@@ -798,6 +800,17 @@ class CachedRead:
             metrics.CACHE_LOCK.labels(self.label, "error").inc()
             token = None
         return self._fill(request, compute, page, found, token, outcome="miss")
+
+    def look_up(self, suffix: str) -> LookedUp:
+        """The lookup of one key (found None: Redis could not be asked), and XFetch's decision."""
+        try:
+            found: Lookup | None = _lookup(self.namespaces, suffix)
+        except CacheUnavailable:
+            found = None
+        else:
+            _run_hooks("after_lookup", self.view)
+        entry = unpack(found.raw) if found is not None and found.raw is not None else None
+        return LookedUp(suffix, found, entry, entry is not None and self._refresh_early(entry))
 
     def _lock_or_none(self, key: str) -> str | None:
         try:
@@ -953,16 +966,6 @@ EARLY_ROUTES_MAX = 10_000  # learnt request signatures kept per process
 EARLY_QUERY_MAX = 512
 
 
-@dataclass(frozen=True)
-class EarlyLookup:
-    """A lookup made before DRF ran, handed to the view when it was not answered there."""
-
-    suffix: str
-    found: Lookup | None  # None: Redis could not be asked
-    entry: Entry | None
-    refresh: bool
-
-
 # Headers of a recorded answer that belong to its entry or body, not to the route.
 _ENTRY_HEADERS = frozenset({"content-type", "content-length", "content-encoding", "etag", "x-cache", "vary"})
 
@@ -1018,19 +1021,12 @@ def _early_hit(request: HttpRequest, learnt: _Learnt) -> HttpResponse | None:
         return None
     if not _caller_passes(request):
         return None
-    try:
-        found: Lookup | None = _lookup(read.namespaces, learnt.suffix)
-    except CacheUnavailable:
-        found = None
-    else:
-        _run_hooks("after_lookup", read.view)
-    entry = unpack(found.raw) if found is not None and found.raw is not None else None
-    refresh = entry is not None and read._refresh_early(entry)
-    if entry is None or refresh:
-        setattr(request, EARLY_LOOKUP_ATTRIBUTE, EarlyLookup(learnt.suffix, found, entry, refresh))
+    looked = read.look_up(learnt.suffix)
+    if looked.entry is None or looked.refresh:
+        setattr(request, EARLY_LOOKUP_ATTRIBUTE, looked)  # for the view: one lookup per request
         return None
     metrics.CACHE_REQUESTS.labels(read.label, "hit").inc()
-    response = _respond(request, entry, public=True, outcome="hit")
+    response = _respond(request, looked.entry, public=True, outcome="hit")
     for name, value in learnt.headers:
         response[name] = value
     response["Content-Length"] = str(len(response.content))  # as CommonMiddleware would
