@@ -4,7 +4,6 @@ the ORM path renders, with a fixed number of queries per page."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
@@ -12,6 +11,7 @@ from coocook.selectors import CHEF_PAGES
 from softfactory import query_shapes
 from tests.coocook.factories import ChefFactory
 from tests.coocook.helpers import assert_query_budget, get_queries
+from tests.softfactory.shapes import compiled_and_orm
 
 pytestmark = pytest.mark.django_db
 
@@ -54,18 +54,7 @@ def chefs() -> None:
 @pytest.mark.parametrize("params", PAGES)
 def test_each_chef_list_page_is_byte_for_byte_what_the_orm_path_renders(client_for, chefs, params, monkeypatch):
     client = client_for(None)
-    shapes_used: list[bool] = []
-    compile_or_reuse = CHEF_PAGES.query.shape
-
-    def spy(arguments: dict[str, Any]) -> Any:
-        shape = compile_or_reuse(arguments)
-        shapes_used.append(shape is not None)
-        return shape
-
-    monkeypatch.setattr(CHEF_PAGES.query, "shape", spy)
-    compiled = client.get(CHEFS, params)
-    monkeypatch.setattr(CHEF_PAGES.query, "shape", lambda arguments: None)  # the ORM path, as before
-    orm = client.get(CHEFS, params)
+    compiled, orm, shapes_used = compiled_and_orm(client, CHEFS, params, CHEF_PAGES, monkeypatch)
     assert compiled.status_code == orm.status_code == 200
     assert shapes_used == [True]
     assert compiled.content == orm.content

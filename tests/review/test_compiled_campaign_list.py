@@ -13,6 +13,7 @@ from review.models import Campaign
 from review.selectors import CAMPAIGN_PAGES
 from softfactory import query_shapes
 from tests.review.factories import CampaignFactory
+from tests.softfactory.shapes import compiled_and_orm
 
 pytestmark = pytest.mark.django_db
 
@@ -53,18 +54,7 @@ def review_queries(client: Any, params: dict[str, Any]) -> tuple[Any, list[str]]
 @pytest.mark.parametrize("params", PAGES)
 def test_each_campaign_list_page_is_byte_for_byte_what_the_orm_path_renders(client_for, campaigns, params, monkeypatch):
     client = client_for(None)
-    shapes_used: list[bool] = []
-    compile_or_reuse = CAMPAIGN_PAGES.query.shape
-
-    def spy(arguments: dict[str, Any]) -> Any:
-        shape = compile_or_reuse(arguments)
-        shapes_used.append(shape is not None)
-        return shape
-
-    monkeypatch.setattr(CAMPAIGN_PAGES.query, "shape", spy)
-    compiled = client.get(CAMPAIGNS, params)
-    monkeypatch.setattr(CAMPAIGN_PAGES.query, "shape", lambda arguments: None)  # the ORM path, as before
-    orm = client.get(CAMPAIGNS, params)
+    compiled, orm, shapes_used = compiled_and_orm(client, CAMPAIGNS, params, CAMPAIGN_PAGES, monkeypatch)
     assert compiled.status_code == orm.status_code == 200
     assert shapes_used == [True]
     assert compiled.content == orm.content
