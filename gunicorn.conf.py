@@ -9,14 +9,13 @@ import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1))
-# gthread with one thread per worker by default: it keeps client connections alive (a sync worker
-# closes each one and waits for the client's FIN before accepting the next), and one thread per
-# process means no GIL contention inside a worker. In the benchmark's 1,000-user mix this used about
-# 15 % less CPU in all (gunicorn and the load generator) than sync workers, and had a lower p99 than
-# both sync and gthread x 4 (docs/PERFORMANCE.md, "sync or gthread"). Each thread holds its own
-# database connections.
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("GUNICORN_THREADS", 1))
+# sync by default: in the benchmark's 1,000-user mix it had a lower p99 than gthread x 4 (threads
+# of one worker contend for its GIL) and than gthread x 1. gthread x 1 keeps connections alive and
+# used less CPU until workers recycled (max_requests): a kept-alive connection stays with its worker,
+# so a restarted worker's clients pile onto the others and the new one idles (docs/PERFORMANCE.md,
+# "sync or gthread"). Each gthread thread holds its own database connections.
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
+threads = int(os.environ.get("GUNICORN_THREADS", 4 if worker_class == "gthread" else 1))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", 5))

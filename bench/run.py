@@ -567,11 +567,16 @@ def worker_classes(st: Stack) -> dict[str, Any]:
     default = "gthread" if worker_class == "gthread" else "sync"
     alternative_env = {"GUNICORN_WORKER_CLASS": "sync", "GUNICORN_THREADS": "1"}
     if default == "sync":
-        alternative_env = {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_THREADS": "4"}
+        # One thread per worker: keep-alive without GIL contention, gthread's best in the mix
+        # (docs/PERFORMANCE.md, "sync or gthread"); BENCH_ALTERNATIVE_THREADS for another count.
+        threads_alt = os.environ.get("BENCH_ALTERNATIVE_THREADS", "1")
+        alternative_env = {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_THREADS": threads_alt}
     return {
         "default": default,
         "default_config": f"{worker_class}, {workers} workers x {threads} threads",
         "alternative": "gthread" if default == "sync" else "sync",
+        "alternative_config": f"{alternative_env['GUNICORN_WORKER_CLASS']}, {workers} workers x "
+        f"{alternative_env['GUNICORN_THREADS']} threads",
         "alternative_env": alternative_env,
     }
 
@@ -1365,8 +1370,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", f"Worker classes, the same mix for {results['mix_alternative']['seconds']} s each:", ""]
         lines += ["| workers | req/s | p50 ms | p95 ms | p99 ms | errors |", "|---|---:|---:|---:|---:|---:|"]
         for name, run_ in (
-            (wc["default"], results["mix_default_short"]),
-            (wc["alternative"], results["mix_alternative"]),
+            (wc["default_config"], results["mix_default_short"]),
+            (wc.get("alternative_config", wc["alternative"]), results["mix_alternative"]),
         ):
             lines.append(
                 f"| {name} | {run_['rps']:,.0f} | {_n(run_['p50_ms'])} | {_n(run_['p95_ms'])} | {_n(run_['p99_ms'])} "
